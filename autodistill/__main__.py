@@ -1,0 +1,3 @@
+from autodistill.cli import main
+
+raise SystemExit(main())

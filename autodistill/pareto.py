@@ -1,0 +1,45 @@
+"""The Pareto front of a study as data: Optuna's ``study.best_trials`` computes dominance; we only tabulate.
+
+Renderers (console table, CSV, later HTML) draw what this module returns and compute nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+SETTING_COLUMNS = ["depth", "width", "heads", "ffn", "lambda", "temperature", "learning_rate"]
+METRIC_COLUMNS = [
+    "accuracy", "latency_ms", "latency_p95_ms", "size_mb", "params", "params_no_embeddings", "peak_memory_mb",
+]
+
+
+def trial_row(trial: Any) -> dict[str, Any]:
+    """One trial's settings, metrics and bookkeeping, from what the objective stored on it."""
+    settings = trial.user_attrs.get("settings", {})
+    metrics = trial.user_attrs.get("metrics", {})
+    return {
+        "trial": trial.number,
+        "state": trial.state.name,
+        **{c: settings.get(c) for c in SETTING_COLUMNS},
+        **{c: metrics.get(c) for c in METRIC_COLUMNS},
+        "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
+        "fail_reason": trial.user_attrs.get("fail_reason"),
+    }
+
+
+def front_frame(study: Any) -> pd.DataFrame:
+    """The non-dominated trials (feasible ones, when the study has constraints), best accuracy first."""
+    rows = [trial_row(t) for t in study.best_trials]
+    frame = pd.DataFrame(rows, columns=["trial", "state", *SETTING_COLUMNS, *METRIC_COLUMNS, "mlflow_run_id"])
+    return frame.sort_values(["accuracy", "latency_ms"], ascending=[False, True], ignore_index=True)
+
+
+def trials_frame(study: Any) -> pd.DataFrame:
+    """Every trial of the study, with a column saying which are on the front."""
+    front = {t.number for t in study.best_trials}
+    frame = pd.DataFrame([trial_row(t) for t in study.get_trials(deepcopy=False)])
+    if not frame.empty:
+        frame["on_front"] = frame["trial"].isin(front)
+    return frame

@@ -1,0 +1,275 @@
+"""The search controller: an Optuna study on persistent storage, a thin objective, MLflow runs.
+
+The objective follows Optuna's own loop (ask → run → tell): it samples settings, runs one trial through
+``trial.run_trial`` and stores the same numbers on the Optuna trial and its MLflow run. A trial that
+raises is recorded as failed with its reason, and the study goes on.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autodistill.config import METRIC_DIRECTIONS, LoadedSpace, SpaceConfig
+from autodistill.job import Job
+from autodistill.space import sample
+
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+
+
+class SearchError(Exception):
+    """A study that cannot be opened as asked (e.g. resumed with other objectives)."""
+
+
+@dataclass
+class Locations:
+    """Where one study lives: its directory, Optuna storage, MLflow tracking URI and caches."""
+
+    out: Path
+    storage: str
+    tracking_uri: str
+    study_name: str
+    cache_dir: Path
+    artifact_root: Path | None
+
+
+def resolve_locations(
+    space_path: Path, out: str | None, storage: str | None, tracking_uri: str | None, study_name: str | None
+) -> Locations:
+    name = study_name or space_path.stem
+    directory = Path(out) if out else Path("autodistill-runs") / name
+    absolute = directory.resolve()
+    return Locations(
+        out=directory,
+        storage=storage or f"sqlite:///{absolute / 'optuna.db'}",
+        tracking_uri=tracking_uri or f"sqlite:///{absolute / 'mlflow.db'}",
+        study_name=name,
+        cache_dir=directory / "cache",
+        # A file-backed tracking store keeps artifacts beside it; a server chooses its own.
+        artifact_root=None if tracking_uri else absolute / "mlartifacts",
+    )
+
+
+def redact(url: str) -> str:
+    """A storage or tracking URL with any password replaced, fit to print or log."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def make_sampler(name: str, seed: int) -> Any:
+    """The study's sampler. TPE by default: it handles several objectives and few trials well."""
+    import optuna
+
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+
+
+def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
+    """Create the study, or load it when it exists (resume); its objectives must not have changed."""
+    import optuna
+    from optuna.storages import RDBStorage
+
+    objectives = list(space.search.objectives)
+    directions = [METRIC_DIRECTIONS[o] for o in objectives]
+    if loc.storage.startswith("sqlite:///"):
+        loc.out.mkdir(parents=True, exist_ok=True)
+    storage: Any = loc.storage
+    if re.match(r"^(sqlite|postgresql|mysql)", loc.storage):
+        # The heartbeat lets a later run detect a trial whose process died and mark it failed.
+        storage = RDBStorage(loc.storage, heartbeat_interval=30, grace_period=90)
+    study = optuna.create_study(
+        storage=storage, study_name=loc.study_name, directions=directions, load_if_exists=True,
+        sampler=make_sampler(space.search.sampler, seed),
+    )
+    stored = study.user_attrs.get("objectives")
+    if stored is not None and stored != objectives:
+        raise SearchError(
+            f"--study {loc.study_name}: it was created with objectives {stored}, not {objectives}; "
+            "use another --study name or --out directory"
+        )
+    study.set_user_attr("objectives", objectives)
+    # A resumed study reseeds its sampler by its length, so it does not replay the first proposals.
+    if study.trials:
+        study.sampler = make_sampler(space.search.sampler, seed + len(study.trials))
+    return study
+
+
+def constraint_values(space: SpaceConfig, metrics: dict[str, float]) -> dict[str, float]:
+    """Optuna's convention: a value ≤ 0 is feasible."""
+    values = {}
+    for metric, bound in space.search.constraints.items():
+        if bound.max is not None:
+            values[f"{metric}_max"] = metrics[metric] - bound.max
+        if bound.min is not None:
+            values[f"{metric}_min"] = bound.min - metrics[metric]
+    return values
+
+
+def make_objective(job: Job, tracker: Any, log: Callable[[str], None]) -> Callable[[Any], tuple[float, ...]]:
+    """The function Optuna calls per trial: sample → run → record in Optuna and MLflow → objectives."""
+    from tqdm.auto import tqdm
+
+    from autodistill.trial import run_trial
+
+    space = job.space
+    fixed = {f"train.{k}": v for k, v in space.train.model_dump().items()}
+    fixed |= {f"latency.{k}": v for k, v in space.latency.model_dump().items()}
+
+    def objective(trial: Any) -> tuple[float, ...]:
+        settings = sample(trial, space)
+        trial.set_user_attr("settings", settings.as_params())
+        run_id = tracker.start_trial(trial.number, {**settings.as_params(), **fixed})
+        trial.set_user_attr("mlflow_run_id", run_id)
+        try:
+            with tqdm(total=space.train.steps, desc=f"trial {trial.number}", leave=False, unit="step", disable=None) as bar:
+                def on_step(step: int, loss: float) -> None:
+                    bar.update(1)
+                    if step % 20 == 0:
+                        bar.set_postfix(loss=f"{loss:.3f}")
+
+                outcome = run_trial(
+                    settings, job.teacher_config, job.train, job.teacher_logits, job.validation, space,
+                    job.device, on_step,
+                )
+            start = time.perf_counter()
+            for key, value in constraint_values(space, outcome.metrics).items():
+                trial.set_constraint(key, value)
+            trial.set_user_attr("metrics", outcome.metrics)
+            trial.set_user_attr("timings", outcome.timings)
+            tracker.log_curve(run_id, "train_loss", outcome.losses)
+            tracker.log_metrics(run_id, outcome.metrics | {f"seconds_{k}": v for k, v in outcome.timings.items()})
+            tracker.end_trial(run_id, "COMPLETE")
+            trial.set_user_attr("seconds_logging", time.perf_counter() - start)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("fail_reason", reason)
+            tracker.end_trial(run_id, "FAIL", reason)
+            raise
+        except BaseException:  # Ctrl-C or SystemExit: close the run, let the caller report
+            tracker.end_trial(run_id, "FAIL", "interrupted")
+            raise
+        return tuple(outcome.metrics[o] for o in space.search.objectives)
+
+    return objective
+
+
+def progress_line(trial: Any, done: int, total: int) -> str:
+    s = trial.user_attrs.get("settings", {})
+    head = f"[{done}/{total}] trial {trial.number}"
+    shape = (
+        f"depth={s.get('depth')} width={s.get('width')} λ={s.get('lambda', 0):.2f} "
+        f"T={s.get('temperature', 0):.2f} lr={s.get('learning_rate', 0):.1e}"
+    )
+    if trial.state.name != "COMPLETE":
+        return f"{head} {trial.state.name}: {shape}: {trial.user_attrs.get('fail_reason', '')}"
+    m = trial.user_attrs["metrics"]
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return (
+        f"{head} {shape} → accuracy {m['accuracy']:.4f}  p50 {m['latency_ms']:.2f} ms  "
+        f"{m['size_mb']:.1f} MB  ({seconds:.0f} s)"
+    )
+
+
+@dataclass
+class SearchResult:
+    study: Any
+    front: Any  # pandas.DataFrame from pareto.front_frame
+    reference: dict[str, float]
+    csv_path: Path
+
+
+def run_search(
+    loaded: LoadedSpace,
+    inputs: Any,
+    loc: Locations,
+    trials: int,
+    timeout: float | None,
+    seed: int,
+    log: Callable[[str], None],
+) -> SearchResult:
+    """Run (or resume) the study until it has ``trials`` finished trials in total, then report its front."""
+    from optuna.trial import TrialState
+
+    from autodistill.job import prepare_job
+    from autodistill.pareto import front_frame
+    from autodistill.report import write_csv
+    from autodistill.tracking import Tracker
+
+    space = loaded.config
+    study = open_study(loc, space, seed)
+    tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
+    parent = tracker.start_study({"teacher": str(space.teacher), "dataset": str(space.dataset.path)})
+    study.set_user_attr("mlflow_parent_run_id", parent)
+    try:
+        job = prepare_job(space, inputs, loc.cache_dir, log)
+        _log_study_inputs(tracker, parent, loaded, loc, job, seed)
+        _optimize(study, job, tracker, trials, timeout, log)
+    except KeyboardInterrupt:
+        tracker.end_study("KILLED")
+        raise
+    except BaseException:
+        tracker.end_study("FAILED")
+        raise
+    front = front_frame(study)
+    csv_path = write_csv(front, loc.out / "pareto.csv")
+    tracker.log_artifact(parent, csv_path)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    tracker.log_metrics(parent, {"trials_complete": len(complete), "front_size": len(front)})
+    tracker.end_study("FINISHED")
+    if not complete:
+        log("no trial completed: every trial failed; see the reasons above or in MLflow (tag fail_reason)")
+    return SearchResult(study=study, front=front, reference=job.reference, csv_path=csv_path)
+
+
+def _optimize(study: Any, job: Job, tracker: Any, trials: int, timeout: float | None, log: Callable[[str], None]) -> None:
+    from optuna.study import MaxTrialsCallback
+    from optuna.trial import TrialState
+
+    finished_states = tuple(TrialState[s] for s in FINISHED_STATES)
+    done = len(study.get_trials(deepcopy=False, states=finished_states))
+    remaining = max(0, trials - done)
+    if remaining == 0:
+        log(f"study '{study.study_name}' already has {done} finished trials (--trials {trials}); nothing to run")
+        return
+    log(f"study '{study.study_name}': {done} finished trials, running up to {remaining} more on {job.device}")
+
+    def report_trial(study: Any, trial: Any) -> None:
+        finished = len(study.get_trials(deepcopy=False, states=finished_states))
+        log(progress_line(trial, finished, trials))
+
+    study.optimize(
+        make_objective(job, tracker, log),
+        n_trials=remaining,
+        timeout=timeout,
+        catch=(Exception,),
+        callbacks=[report_trial, MaxTrialsCallback(trials, states=finished_states)],
+    )
+
+
+def _log_study_inputs(tracker: Any, parent: str, loaded: LoadedSpace, loc: Locations, job: Job, seed: int) -> None:
+    space = loaded.config
+    tracker.log_params(parent, {
+        "teacher": space.teacher,
+        "dataset": space.dataset.path,
+        "dataset.text_column": job.data.text_column,
+        "dataset.label_column": job.data.label_column,
+        "dataset.validation": job.data.validation_source,
+        "dataset.train_examples": len(job.train),
+        "dataset.validation_examples": len(job.validation),
+        "objectives": ",".join(space.search.objectives),
+        "sampler": space.search.sampler,
+        "seed": seed,
+        "optuna_storage": redact(loc.storage),
+        "device": job.device,
+    })
+    tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in job.reference.items()})
+    tracker.log_text(parent, loaded.text, f"space/{loaded.path.name}")
+    tracker.log_text(parent, space.model_dump_json(indent=2, by_alias=True), "space/resolved.json")

@@ -1,0 +1,109 @@
+"""MLflow tracking: one experiment per study, a parent run for the study, one nested run per trial.
+
+Everything goes through ``MlflowClient`` with explicit run ids, never the fluent ``mlflow.start_run``
+stack, so a run the caller already has active (a notebook, an outer pipeline) cannot be confused with
+ours: other projects' loggers fail with "Run ... is already active" exactly there. When such a run
+exists, the study's parent run is nested under it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+ROLE_TAG = "autodistill.role"
+STUDY_TAG = "autodistill.study"
+TRIAL_TAG = "optuna.trial_number"
+STATE_TAG = "optuna.trial_state"
+PARENT_TAG = "mlflow.parentRunId"
+MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+
+class Tracker:
+    """Writes a study to an MLflow tracking URI (a SQLite file by default)."""
+
+    def __init__(self, tracking_uri: str, study_name: str, artifact_root: Path | None = None):
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.tracking_uri = tracking_uri
+        self.study_name = study_name
+        experiment = self.client.get_experiment_by_name(study_name)
+        if experiment is None:
+            location = (artifact_root / study_name).as_uri() if artifact_root else None
+            self.experiment_id = self.client.create_experiment(study_name, artifact_location=location)
+        else:
+            self.experiment_id = experiment.experiment_id
+        self.parent_run_id = ""
+
+    def start_study(self, tags: dict[str, str]) -> str:
+        """Open the study's parent run, or reopen it when the study is resumed."""
+        import mlflow
+
+        existing = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=1
+        )
+        if existing:
+            self.parent_run_id = existing[0].info.run_id
+            self.client.update_run(self.parent_run_id, status="RUNNING")
+        else:
+            all_tags = {ROLE_TAG: "study", STUDY_TAG: self.study_name, **tags}
+            outer = mlflow.active_run()
+            if outer is not None and outer.info.experiment_id == self.experiment_id:
+                all_tags[PARENT_TAG] = outer.info.run_id
+            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=f"study {self.study_name}")
+            self.parent_run_id = run.info.run_id
+        return self.parent_run_id
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(run_id).data.params
+        fresh = [Param(k, str(v)) for k, v in params.items() if k not in existing]
+        for i in range(0, len(fresh), 100):
+            self.client.log_batch(run_id, params=fresh[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_curve(self, run_id: str, key: str, values: list[float]) -> None:
+        """A learning curve, one point per step (step numbers start at 1)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        points = [Metric(key, float(v), now, step) for step, v in enumerate(values, start=1)]
+        for i in range(0, len(points), MAX_BATCH):
+            self.client.log_batch(run_id, metrics=points[i : i + MAX_BATCH])
+
+    def start_trial(self, number: int, params: dict[str, Any]) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial {number}",
+            tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: str(number), STATE_TAG: "RUNNING",
+                  STUDY_TAG: self.study_name, ROLE_TAG: "trial"},
+        )
+        self.log_params(run.info.run_id, params)
+        return run.info.run_id
+
+    def end_trial(self, run_id: str, state: str, reason: str | None = None) -> None:
+        """Close a trial's run; ``state`` is the Optuna state (COMPLETE, FAIL, PRUNED)."""
+        self.client.set_tag(run_id, STATE_TAG, state)
+        if reason:
+            self.client.set_tag(run_id, "fail_reason", reason[:5000])
+        self.client.set_terminated(run_id, status="FINISHED" if state == "COMPLETE" else "FAILED")
+
+    def set_tag(self, run_id: str, key: str, value: str) -> None:
+        self.client.set_tag(run_id, key, value)
+
+    def log_artifact(self, run_id: str, path: Path) -> None:
+        self.client.log_artifact(run_id, str(path))
+
+    def log_text(self, run_id: str, text: str, name: str) -> None:
+        self.client.log_text(run_id, text, name)
+
+    def end_study(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.parent_run_id, status=status)

@@ -1,0 +1,98 @@
+"""One distillation run, top to bottom. No Optuna, no MLflow: objects in, a result record out.
+
+The teacher is not run here: its logits for the training examples were computed once and are passed in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from autodistill.data import Encoded
+from autodistill.loss import distillation_loss
+
+
+@dataclass(frozen=True)
+class DistillRecipe:
+    steps: int
+    batch_size: int
+    learning_rate: float
+    lam: float
+    temperature: float
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    losses: list[float] = field(default_factory=list)  # total loss per step
+    seconds: float = 0.0
+
+
+StepCallback = Callable[[int, float], None]
+
+
+def distill(
+    student: Any,
+    train: Encoded,
+    teacher_logits: torch.Tensor,
+    recipe: DistillRecipe,
+    device: str,
+    on_step: StepCallback | None = None,
+) -> TrainResult:
+    """Train ``student`` for ``recipe.steps`` steps on the Hinton loss.
+
+    Args:
+        student: a ``*ForSequenceClassification`` model, trained in place.
+        train: tokenised training examples; batches are drawn from a seeded shuffle, epoch after epoch.
+        teacher_logits: [len(train), classes], the teacher's logits for the same examples.
+        recipe: budget, optimiser and loss settings.
+        device: "cuda" or "cpu".
+        on_step: called with (step, loss) after each step, e.g. to drive a progress bar.
+
+    Raises:
+        FloatingPointError: at the first non-finite loss, naming the step.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    if teacher_logits.shape[0] != len(train):
+        raise ValueError(f"teacher logits for {teacher_logits.shape[0]} examples, but {len(train)} train examples")
+    generator = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)  # dropout
+    student.to(device).train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(recipe.warmup_ratio * recipe.steps), recipe.steps
+    )
+    result = TrainResult()
+    start = time.perf_counter()
+    order = torch.randperm(len(train), generator=generator)
+    cursor = 0
+    for step in range(1, recipe.steps + 1):
+        if cursor + recipe.batch_size > len(order):  # next epoch, reshuffled
+            order, cursor = torch.randperm(len(train), generator=generator), 0
+        index = order[cursor : cursor + recipe.batch_size]
+        cursor += recipe.batch_size
+        batch = {k: v.to(device) for k, v in train.batch(index).items()}
+        logits = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = distillation_loss(
+            logits, teacher_logits[index].to(device), batch["labels"], recipe.lam, recipe.temperature
+        ).total
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss ({loss.item()}) at step {step}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        result.losses.append(loss.item())
+        if on_step:
+            on_step(step, result.losses[-1])
+    result.seconds = time.perf_counter() - start
+    student.eval()
+    return result

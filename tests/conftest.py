@@ -1,0 +1,79 @@
+"""Shared fixtures: a tiny BERT teacher built from a config, and slices of the real SST-2 data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach a hub
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SST2 = SHARED / "data" / "sst2"
+MINILM_TEACHER = SHARED / "models" / "minilm-sst2-teacher"
+
+
+def _slice(src: Path, dst: Path, rows: int) -> None:
+    lines = src.read_text(encoding="utf-8").splitlines(keepends=True)
+    dst.write_text("".join(lines[: rows + 1]), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def sst2_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the first 600 train and 200 validation rows of the real SST-2 TSVs."""
+    out = tmp_path_factory.mktemp("sst2-slice")
+    _slice(SST2 / "train.tsv", out / "train.tsv", 600)
+    _slice(SST2 / "validation.tsv", out / "validation.tsv", 200)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer × 32 BERT classifier built from a config (random weights) with the MiniLM tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    out = tmp_path_factory.mktemp("tiny-teacher")
+    tokenizer = AutoTokenizer.from_pretrained(MINILM_TEACHER)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=128, num_labels=2,
+        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+    )
+    config.architectures = ["BertForSequenceClassification"]
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+TINY_SPACE = """
+student:
+  depth: {type: int, low: 1, high: 2}
+  width: {type: categorical, choices: [32, 64]}
+  head_size: 16
+  ffn_ratio: 2
+distill:
+  lambda: {type: float, low: 0.0, high: 1.0}
+  temperature: {type: float, low: 1.0, high: 4.0}
+  learning_rate: {type: float, low: 1.0e-4, high: 1.0e-3, log: true}
+train:
+  steps: 8
+  batch_size: 16
+  max_length: 32
+latency:
+  sequence_length: 32
+  warmup: 2
+  repeats: 5
+"""
+
+
+@pytest.fixture
+def tiny_space(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE)
+    return path

@@ -1,0 +1,35 @@
+"""Every shipped space file validates and yields sensible students."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autodistill.config import load_space
+from autodistill.space import sample
+
+SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
+
+
+def test_there_are_space_files() -> None:
+    assert any(p.name == "bert.yaml" for p in SPACES)
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
+def test_space_file_is_valid_and_samples(path: Path) -> None:
+    space = load_space(path).config
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        trial = study.ask()
+        settings = sample(trial, space)
+        assert settings.arch.heads * space.student.head_size == settings.arch.width
+        assert 0.0 <= settings.lam <= 1.0 and settings.temperature > 0 and settings.learning_rate > 0
+        study.tell(trial, [0.5, 1.0])
+
+
+def test_bert_space_students_are_smaller_than_minilm() -> None:
+    space = load_space(SPACES[[p.name for p in SPACES].index("bert.yaml")]).config
+    depth, width = space.student.depth, space.student.width
+    assert depth.values_bound()[1] < 6 and width.values_bound()[1] < 384  # type: ignore[union-attr]

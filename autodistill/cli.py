@@ -101,9 +101,17 @@ def _quiet_libraries() -> None:
 
 def _writable(directory: Path) -> bool:
     """Whether ``directory`` exists writable, or could be created: checked without creating anything."""
-    for parent in [directory, *directory.resolve().parents]:
+    import tempfile
+
+    for parent in [directory.resolve(), *directory.resolve().parents]:
         if parent.exists():
-            return parent.is_dir() and os.access(parent, os.W_OK)
+            if not parent.is_dir():
+                return False
+            try:  # a real probe: permission bits say nothing for root or on a read-only mount
+                with tempfile.TemporaryFile(dir=parent):
+                    return True
+            except OSError:
+                return False
     return False
 
 

@@ -1,0 +1,31 @@
+"""The real fine-tuned MiniLM teacher reaches its stated SST-2 accuracy through our own data and evaluation code."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autodistill.config import load_space
+from autodistill.data import encode
+from autodistill.job import inspect_inputs
+from autodistill.measure import accuracy
+from autodistill.teacher import load_teacher
+from tests.conftest import MINILM_TEACHER, REPO, SST2
+
+pytestmark = pytest.mark.slow
+
+
+def test_minilm_teacher_accuracy_on_sst2_validation() -> None:
+    card = json.loads((MINILM_TEACHER / "teacher_card.json").read_text())
+    space = load_space(
+        REPO / "search_spaces" / "bert.yaml", [f"train.max_length={card['max_length']}", "train.steps=1"],
+        teacher=str(MINILM_TEACHER), dataset=str(SST2),
+    ).config
+    inputs, problems = inspect_inputs(space)
+    assert inputs is not None, problems
+    assert inputs.data.validation_source == "validation" and len(inputs.data.validation.texts) == 872
+    model, tokenizer = load_teacher(str(MINILM_TEACHER))
+    validation = encode(inputs.data.validation, tokenizer, space.train.max_length, cache_dir=None)
+    measured = accuracy(model, validation, batch_size=64, device="cpu")
+    assert measured == pytest.approx(card["validation_accuracy"], abs=0.01)

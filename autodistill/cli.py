@@ -27,16 +27,27 @@ def _add_study_flags(p: argparse.ArgumentParser) -> None:
         help="dataset: a hub id, a local directory, or a csv/tsv/json/jsonl/parquet file (wins over the YAML)",
     )
     p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override any value of the YAML by its dotted key, e.g. --set train.steps=20; repeatable",
     )
     p.add_argument(
-        "--out", help="directory that holds the study: optuna.db, mlflow.db, pareto.csv, caches "
+        "--out",
+        help="directory that holds the study: optuna.db, mlflow.db, pareto.csv, caches "
         "(default: autodistill-runs/STUDY)",
     )
-    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///OUT/optuna.db), e.g. postgresql://...")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///OUT/mlflow.db), or a server URL")
-    p.add_argument("--study", help="study name, also the MLflow experiment name (default: the space file's name)")
+    p.add_argument(
+        "--storage", help="Optuna storage URL (default: sqlite:///OUT/optuna.db), e.g. postgresql://..."
+    )
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: sqlite:///OUT/mlflow.db), or a server URL"
+    )
+    p.add_argument(
+        "--study", help="study name, also the MLflow experiment name (default: the space file's name)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,21 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     search = sub.add_parser(
-        "search", help="run or resume a distillation search",
+        "search",
+        help="run or resume a distillation search",
         description="Run a distillation search, or resume it: rerunning the same command continues the "
         "same study and keeps every finished trial.",
     )
     _add_study_flags(search)
     search.add_argument(
-        "--trials", type=int, default=20,
+        "--trials",
+        type=int,
+        default=20,
         help="total number of finished trials the study should hold (default 20). Counted in total, not in "
         "addition: a resumed study runs only the missing ones; failed trials count as finished",
     )
     search.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
-    search.add_argument("--seed", type=int, help="seeds the sampler and training (default: train.seed of the YAML)")
+    search.add_argument(
+        "--seed", type=int, help="seeds the sampler and training (default: train.seed of the YAML)"
+    )
 
     validate = sub.add_parser(
-        "validate", help="check a space, teacher and dataset without training",
+        "validate",
+        help="check a space, teacher and dataset without training",
         description="Check the space file, the teacher and the dataset without training; print every problem "
         "at once; exit 0 when clean, 2 otherwise.",
     )
@@ -125,7 +142,9 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
     if getattr(args, "timeout", None) is not None and args.timeout <= 0:
         problems.append(f"--timeout {args.timeout}: must be a positive number of seconds")
     try:
-        loaded = load_space(args.space, args.overrides, teacher=args.teacher, dataset=args.dataset)
+        # --seed is a shorthand for --set train.seed=N, which also seeds the sampler
+        seed = [f"train.seed={args.seed}"] if getattr(args, "seed", None) is not None else []
+        loaded = load_space(args.space, [*args.overrides, *seed], teacher=args.teacher, dataset=args.dataset)
     except ConfigError as exc:
         return None, None, None, problems + exc.problems
     from autodistill.search import resolve_locations
@@ -163,20 +182,29 @@ def cmd_search(args: argparse.Namespace) -> int:
     from autodistill.report import console_table
     from autodistill.search import SearchError, redact, run_search
 
-    seed = args.seed if args.seed is not None else loaded.config.train.seed
-    if args.seed is not None:
-        loaded.config.train.seed = args.seed
-    print(f"autodistill search: study '{loc.study_name}' in {loc.out} (storage {redact(loc.storage)})", flush=True)
+    seed = loaded.config.train.seed
+    print(
+        f"autodistill search: study '{loc.study_name}' in {loc.out} (storage {redact(loc.storage)})",
+        flush=True,
+    )
     try:
-        result = run_search(loaded, inputs, loc, args.trials, args.timeout, seed, lambda m: print(m, flush=True))
+        result = run_search(
+            loaded, inputs, loc, args.trials, args.timeout, seed, lambda m: print(m, flush=True)
+        )
     except SearchError as exc:
         return _fail([str(exc)])
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are saved; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print("\nPareto front (accuracy ↑, latency ↓, size ↓); latency is batch-1 CPU, "
-          f"{loaded.config.latency.threads} thread(s), {loaded.config.latency.sequence_length} tokens:")
-    print(console_table(result.front, result.reference) if len(result.front) else "  (empty: no trial completed)")
+    print(
+        "\nPareto front (accuracy ↑, latency ↓, size ↓); latency is batch-1 CPU, "
+        f"{loaded.config.latency.threads} thread(s), {loaded.config.latency.sequence_length} tokens:"
+    )
+    print(
+        console_table(result.front, result.reference)
+        if len(result.front)
+        else "  (empty: no trial completed)"
+    )
     print(f"\nfront written to {result.csv_path}")
     tracking = loc.tracking_uri
     print(f"browse the runs:  mlflow ui --backend-store-uri {redact(tracking)} --host 127.0.0.1")

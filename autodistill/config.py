@@ -37,9 +37,7 @@ METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
     "params": "minimize",
     "params_no_embeddings": "minimize",
 }
-MetricName = Literal[
-    "accuracy", "latency_ms", "latency_p95_ms", "size_mb", "params", "params_no_embeddings"
-]
+MetricName = Literal["accuracy", "latency_ms", "latency_p95_ms", "size_mb", "params", "params_no_embeddings"]
 
 
 class ConfigError(Exception):
@@ -97,10 +95,10 @@ def _dist_or_value(v: Any) -> str:
 # A mapping is a distribution, anything else a fixed value; the discriminator keeps pydantic from
 # reporting a failed distribution a second time as "not a number".
 Number = Annotated[
-    Union[Annotated[Dist, Tag("dist")], Annotated[float, Tag("value")]], Discriminator(_dist_or_value)
+    Annotated[Dist, Tag("dist")] | Annotated[float, Tag("value")], Discriminator(_dist_or_value)
 ]
 Integer = Annotated[
-    Union[Annotated[Dist, Tag("dist")], Annotated[int, Tag("value")]], Discriminator(_dist_or_value)
+    Annotated[Dist, Tag("dist")] | Annotated[int, Tag("value")], Discriminator(_dist_or_value)
 ]
 
 
@@ -119,7 +117,9 @@ class DatasetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str | None = Field(None, description="hub id, local directory, or a csv/tsv/json/jsonl/parquet file")
+    path: str | None = Field(
+        None, description="hub id, local directory, or a csv/tsv/json/jsonl/parquet file"
+    )
     name: str | None = Field(None, description="hub dataset configuration, e.g. 'sst2' for 'glue'")
     text_column: str | None = Field(None, description="text column; default: 'sentence' or 'text'")
     label_column: str | None = Field(None, description="label column; default: 'label'")
@@ -129,7 +129,9 @@ class DatasetSpec(BaseModel):
     max_train_examples: int | None = Field(
         None, gt=0, description="train examples a trial can see; default steps × batch_size"
     )
-    max_eval_examples: int | None = Field(None, gt=0, description="validation examples per trial; default all")
+    max_eval_examples: int | None = Field(
+        None, gt=0, description="validation examples per trial; default all"
+    )
 
 
 class StudentSpec(BaseModel):
@@ -201,7 +203,9 @@ class TrainSpec(BaseModel):
     batch_size: int = Field(32, gt=0)
     eval_batch_size: int = Field(128, gt=0)
     max_length: int = Field(64, gt=1, description="tokens per example after truncation")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="linear warm-up share of steps, then linear decay")
+    warmup_ratio: float = Field(
+        0.1, ge=0, lt=1, description="linear warm-up share of steps, then linear decay"
+    )
     weight_decay: float = Field(0.01, ge=0)
     seed: int = 0
 
@@ -236,7 +240,7 @@ class SearchSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sampler: Literal["tpe", "nsga2", "random", "gp"] = "tpe"
-    objectives: list[MetricName] = Field(default_factory=lambda: ["accuracy", "latency_ms", "size_mb"])
+    objectives: list[MetricName] = ["accuracy", "latency_ms", "size_mb"]  # pydantic copies defaults
     constraints: dict[MetricName, Bound] = Field(default_factory=dict)
 
     @field_validator("objectives")
@@ -253,12 +257,12 @@ class SpaceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     teacher: str | None = Field(None, description="local save_pretrained directory or hub id")
-    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
+    dataset: DatasetSpec = DatasetSpec()
     student: StudentSpec
     distill: DistillSpec
-    train: TrainSpec = Field(default_factory=TrainSpec)
-    latency: LatencySpec = Field(default_factory=LatencySpec)
-    search: SearchSpec = Field(default_factory=SearchSpec)
+    train: TrainSpec = TrainSpec()
+    latency: LatencySpec = LatencySpec()
+    search: SearchSpec = SearchSpec()
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -303,9 +307,13 @@ def load_space(
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where else ""
-        raise ConfigError([f"{path}:{line} malformed YAML ({getattr(exc, 'problem', exc)}); fix the syntax"]) from None
+        raise ConfigError(
+            [f"{path}:{line} malformed YAML ({getattr(exc, 'problem', exc)}); fix the syntax"]
+        ) from None
     if not isinstance(raw, dict):
-        raise ConfigError([f"{path}: the space file must be a YAML mapping of sections (student:, distill:, ...)"])
+        raise ConfigError(
+            [f"{path}: the space file must be a YAML mapping of sections (student:, distill:, ...)"]
+        )
 
     problems: list[str] = []
     overridden: set[str] = set()
@@ -362,7 +370,9 @@ def _describe(err: Any, path: Path, overridden: set[str]) -> str:
     if err["type"] == "extra_forbidden":
         message = f"unknown key '{loc[-1]}'"
         nearest = difflib.get_close_matches(loc[-1], _keys_at(loc[:-1]), n=1)
-        message += f"; did you mean '{nearest[0]}'?" if nearest else f"; valid keys: {', '.join(_keys_at(loc[:-1]))}"
+        message += (
+            f"; did you mean '{nearest[0]}'?" if nearest else f"; valid keys: {', '.join(_keys_at(loc[:-1]))}"
+        )
     elif err["type"] == "missing":
         message = "required key is missing"
     return f"{source}: {key}: {message}"

@@ -49,7 +49,9 @@ def load_raw(spec: DatasetSpec) -> Any:
     import datasets
 
     if not spec.path:
-        raise DataError("no dataset given: pass --dataset PATH_OR_HUB_ID or set dataset.path in the space file")
+        raise DataError(
+            "no dataset given: pass --dataset PATH_OR_HUB_ID or set dataset.path in the space file"
+        )
     path = Path(spec.path)
     try:
         if path.is_file():
@@ -136,7 +138,7 @@ def load_text_data(
         raise DataError(f"dataset.validation_split: no split '{val_name}'; splits are {', '.join(raw)}")
     order = rng.permutation(len(train))
     if val_name is None:
-        n_holdout = max(1, int(round(len(train) * spec.holdout_fraction)))
+        n_holdout = max(1, round(len(train) * spec.holdout_fraction))
         val_rows, order = train.select(order[:n_holdout]), order[n_holdout:]
         validation_source = f"holdout {spec.holdout_fraction:g} of {spec.train_split}"
     else:
@@ -155,7 +157,9 @@ def load_text_data(
 
     train_split, val_split = split(train_rows), split(val_rows)
     if len(set(val_split.labels)) < 2 and len(val_split.labels) > 1:
-        raise DataError(f"dataset: validation examples ({validation_source}) hold a single class; accuracy is meaningless")
+        raise DataError(
+            f"dataset: validation examples ({validation_source}) hold a single class; accuracy is meaningless"
+        )
     return TextData(
         train=train_split,
         validation=val_split,
@@ -209,7 +213,9 @@ def encode(split: Split, tokenizer: Any, max_length: int, cache_dir: Path | None
     if cached is not None:
         return Encoded(**cached)
     tokenizer.padding_side = "right"  # ``Encoded.batch`` trims padding from the right
-    enc = tokenizer(split.texts, truncation=True, max_length=max_length, padding="longest", return_tensors="pt")
+    enc = tokenizer(
+        split.texts, truncation=True, max_length=max_length, padding="longest", return_tensors="pt"
+    )
     encoded = Encoded(
         input_ids=enc["input_ids"],
         lengths=enc["attention_mask"].sum(dim=1),

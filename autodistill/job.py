@@ -16,7 +16,13 @@ from typing import Any
 from autodistill.config import SpaceConfig
 from autodistill.data import DataError, Encoded, TextData, encode, load_text_data
 from autodistill.student import StudentBuildError, arch_fields, teacher_arch
-from autodistill.teacher import TeacherError, TeacherInfo, cached_teacher_logits, inspect_teacher, teacher_fingerprint
+from autodistill.teacher import (
+    TeacherError,
+    TeacherInfo,
+    cached_teacher_logits,
+    inspect_teacher,
+    teacher_fingerprint,
+)
 
 
 @dataclass
@@ -52,9 +58,14 @@ def _students_fit(space: SpaceConfig, teacher: TeacherInfo) -> list[str]:
     """Widths must split into heads; a student larger than the teacher is allowed but pointless."""
     limit = getattr(teacher.config, "max_position_embeddings", None)
     problems = []
-    for key, length in (("train.max_length", space.train.max_length), ("latency.sequence_length", space.latency.sequence_length)):
+    for key, length in (
+        ("train.max_length", space.train.max_length),
+        ("latency.sequence_length", space.latency.sequence_length),
+    ):
         if limit and length > limit:
-            problems.append(f"{key}: {length} exceeds the teacher's max_position_embeddings {limit}; lower it")
+            problems.append(
+                f"{key}: {length} exceeds the teacher's max_position_embeddings {limit}; lower it"
+            )
     return problems
 
 
@@ -98,7 +109,9 @@ def prepare_job(space: SpaceConfig, inputs: Inputs, cache_dir: Path, log: Callab
         return predict_logits(teacher, train, space.train.eval_batch_size, device)
 
     logits = cached_teacher_logits(compute, cache_dir, key)
-    ref_key = hashlib.sha256(json.dumps([key, space.latency.model_dump(), len(validation)]).encode()).hexdigest()[:16]
+    ref_key = hashlib.sha256(
+        json.dumps([key, space.latency.model_dump(), len(validation)]).encode()
+    ).hexdigest()[:16]
     ref_path = cache_dir / f"teacher-reference-{ref_key}.json"
     reference = load_json(ref_path)
     if reference is None:
@@ -108,6 +121,12 @@ def prepare_job(space: SpaceConfig, inputs: Inputs, cache_dir: Path, log: Callab
         reference.update(depth=arch.depth, width=arch.width)
         atomic_json_save(reference, ref_path)
     return Job(
-        space=space, teacher_config=teacher.config, data=inputs.data, train=train, validation=validation,
-        teacher_logits=logits, reference=reference, device=device,
+        space=space,
+        teacher_config=teacher.config,
+        data=inputs.data,
+        train=train,
+        validation=validation,
+        teacher_logits=logits,
+        reference=reference,
+        device=device,
     )

@@ -30,7 +30,9 @@ def predict_logits(model: Any, data: Encoded, batch_size: int, device: str) -> t
     for start in range(0, len(data), batch_size):
         index = order[start : start + batch_size]
         batch = data.batch(index)
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+        logits = model(
+            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+        ).logits
         out[index] = logits.float().cpu()
     return out
 
@@ -69,7 +71,12 @@ class Latency:
 
 def _dummy_input(model: Any, sequence_length: int) -> dict[str, torch.Tensor]:
     vocab = model.config.vocab_size
-    ids = torch.randint(low=min(1000, vocab - 1), high=vocab, size=(1, sequence_length), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(
+        low=min(1000, vocab - 1),
+        high=vocab,
+        size=(1, sequence_length),
+        generator=torch.Generator().manual_seed(0),
+    )
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 

@@ -11,7 +11,13 @@ import pandas as pd
 
 SETTING_COLUMNS = ["depth", "width", "heads", "ffn", "lambda", "temperature", "learning_rate"]
 METRIC_COLUMNS = [
-    "accuracy", "latency_ms", "latency_p95_ms", "size_mb", "params", "params_no_embeddings", "peak_memory_mb",
+    "accuracy",
+    "latency_ms",
+    "latency_p95_ms",
+    "size_mb",
+    "params",
+    "params_no_embeddings",
+    "peak_memory_mb",
 ]
 
 

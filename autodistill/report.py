@@ -24,11 +24,22 @@ def console_table(front: pd.DataFrame, reference: dict[str, Any] | None = None) 
     """The front as a fixed-width table, with the teacher as a reference row when given."""
     table = front[list(CONSOLE_COLUMNS)].copy()
     if reference:
-        teacher = {c: reference.get(c) for c in CONSOLE_COLUMNS} | {"trial": "teacher", "lambda": None, "temperature": None}
+        teacher = {c: reference.get(c) for c in CONSOLE_COLUMNS} | {
+            "trial": "teacher",
+            "lambda": None,
+            "temperature": None,
+        }
         table = pd.concat([table, pd.DataFrame([teacher])], ignore_index=True)
     table["params"] = table["params"].astype(float) / 1e6
     table = table.rename(columns=CONSOLE_COLUMNS)
-    formats = {"λ": "{:.2f}", "T": "{:.2f}", "accuracy": "{:.4f}", "p50 ms": "{:.2f}", "size MB": "{:.1f}", "params M": "{:.2f}"}
+    formats = {
+        "λ": "{:.2f}",
+        "T": "{:.2f}",
+        "accuracy": "{:.4f}",
+        "p50 ms": "{:.2f}",
+        "size MB": "{:.1f}",
+        "params M": "{:.2f}",
+    }
     for column, fmt in formats.items():
         table[column] = table[column].map(lambda v, fmt=fmt: "" if v is None or pd.isna(v) else fmt.format(v))
     return table.to_string(index=False)

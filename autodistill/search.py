@@ -86,7 +86,10 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
         # The heartbeat lets a later run detect a trial whose process died and mark it failed.
         storage = RDBStorage(loc.storage, heartbeat_interval=30, grace_period=90)
     study = optuna.create_study(
-        storage=storage, study_name=loc.study_name, directions=directions, load_if_exists=True,
+        storage=storage,
+        study_name=loc.study_name,
+        directions=directions,
+        load_if_exists=True,
         sampler=make_sampler(space.search.sampler, seed),
     )
     stored = study.user_attrs.get("objectives")
@@ -129,15 +132,24 @@ def make_objective(job: Job, tracker: Any, log: Callable[[str], None]) -> Callab
         run_id = tracker.start_trial(trial.number, {**settings.as_params(), **fixed})
         trial.set_user_attr("mlflow_run_id", run_id)
         try:
-            with tqdm(total=space.train.steps, desc=f"trial {trial.number}", leave=False, unit="step", disable=None) as bar:
+            with tqdm(
+                total=space.train.steps, desc=f"trial {trial.number}", leave=False, unit="step", disable=None
+            ) as bar:
+
                 def on_step(step: int, loss: float) -> None:
                     bar.update(1)
                     if step % 20 == 0:
                         bar.set_postfix(loss=f"{loss:.3f}")
 
                 outcome = run_trial(
-                    settings, job.teacher_config, job.train, job.teacher_logits, job.validation, space,
-                    job.device, on_step,
+                    settings,
+                    job.teacher_config,
+                    job.train,
+                    job.teacher_logits,
+                    job.validation,
+                    space,
+                    job.device,
+                    on_step,
                 )
             start = time.perf_counter()
             for key, value in constraint_values(space, outcome.metrics).items():
@@ -145,7 +157,9 @@ def make_objective(job: Job, tracker: Any, log: Callable[[str], None]) -> Callab
             trial.set_user_attr("metrics", outcome.metrics)
             trial.set_user_attr("timings", outcome.timings)
             tracker.log_curve(run_id, "train_loss", outcome.losses)
-            tracker.log_metrics(run_id, outcome.metrics | {f"seconds_{k}": v for k, v in outcome.timings.items()})
+            tracker.log_metrics(
+                run_id, outcome.metrics | {f"seconds_{k}": v for k, v in outcome.timings.items()}
+            )
             tracker.end_trial(run_id, "COMPLETE")
             trial.set_user_attr("seconds_logging", time.perf_counter() - start)
         except Exception as exc:
@@ -229,7 +243,9 @@ def run_search(
     return SearchResult(study=study, front=front, reference=job.reference, csv_path=csv_path)
 
 
-def _optimize(study: Any, job: Job, tracker: Any, trials: int, timeout: float | None, log: Callable[[str], None]) -> None:
+def _optimize(
+    study: Any, job: Job, tracker: Any, trials: int, timeout: float | None, log: Callable[[str], None]
+) -> None:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
@@ -237,7 +253,9 @@ def _optimize(study: Any, job: Job, tracker: Any, trials: int, timeout: float | 
     done = len(study.get_trials(deepcopy=False, states=finished_states))
     remaining = max(0, trials - done)
     if remaining == 0:
-        log(f"study '{study.study_name}' already has {done} finished trials (--trials {trials}); nothing to run")
+        log(
+            f"study '{study.study_name}' already has {done} finished trials (--trials {trials}); nothing to run"
+        )
         return
     log(f"study '{study.study_name}': {done} finished trials, running up to {remaining} more on {job.device}")
 
@@ -254,22 +272,27 @@ def _optimize(study: Any, job: Job, tracker: Any, trials: int, timeout: float | 
     )
 
 
-def _log_study_inputs(tracker: Any, parent: str, loaded: LoadedSpace, loc: Locations, job: Job, seed: int) -> None:
+def _log_study_inputs(
+    tracker: Any, parent: str, loaded: LoadedSpace, loc: Locations, job: Job, seed: int
+) -> None:
     space = loaded.config
-    tracker.log_params(parent, {
-        "teacher": space.teacher,
-        "dataset": space.dataset.path,
-        "dataset.text_column": job.data.text_column,
-        "dataset.label_column": job.data.label_column,
-        "dataset.validation": job.data.validation_source,
-        "dataset.train_examples": len(job.train),
-        "dataset.validation_examples": len(job.validation),
-        "objectives": ",".join(space.search.objectives),
-        "sampler": space.search.sampler,
-        "seed": seed,
-        "optuna_storage": redact(loc.storage),
-        "device": job.device,
-    })
+    tracker.log_params(
+        parent,
+        {
+            "teacher": space.teacher,
+            "dataset": space.dataset.path,
+            "dataset.text_column": job.data.text_column,
+            "dataset.label_column": job.data.label_column,
+            "dataset.validation": job.data.validation_source,
+            "dataset.train_examples": len(job.train),
+            "dataset.validation_examples": len(job.validation),
+            "objectives": ",".join(space.search.objectives),
+            "sampler": space.search.sampler,
+            "seed": seed,
+            "optuna_storage": redact(loc.storage),
+            "device": job.device,
+        },
+    )
     tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in job.reference.items()})
     tracker.log_text(parent, loaded.text, f"space/{loaded.path.name}")
     tracker.log_text(parent, space.model_dump_json(indent=2, by_alias=True), "space/resolved.json")

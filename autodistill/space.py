@@ -42,9 +42,10 @@ def _suggest(trial: Any, name: str, value: Dist | float | int) -> Any:
         return value
     if value.type == "categorical":
         return trial.suggest_categorical(name, value.choices)
+    low, high = value.values_bound()
     if value.type == "int":
-        return trial.suggest_int(name, int(value.low), int(value.high), step=int(value.step or 1), log=value.log)
-    return trial.suggest_float(name, value.low, value.high, step=value.step, log=value.log)
+        return trial.suggest_int(name, int(low), int(high), step=int(value.step or 1), log=value.log)
+    return trial.suggest_float(name, low, high, step=value.step, log=value.log)
 
 
 def sample(trial: Any, space: SpaceConfig) -> TrialSettings:
@@ -57,7 +58,7 @@ def sample(trial: Any, space: SpaceConfig) -> TrialSettings:
             depth=depth,
             width=width,
             heads=width // student.head_size,
-            ffn=int(round(width * student.ffn_ratio)),
+            ffn=round(width * student.ffn_ratio),
         ),
         lam=float(_suggest(trial, "lambda", distill.lambda_)),
         temperature=float(_suggest(trial, "temperature", distill.temperature)),

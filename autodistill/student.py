@@ -46,8 +46,10 @@ def teacher_arch(config: Any) -> StudentArch:
     """The teacher's own depth, width, heads and feed-forward size."""
     f = arch_fields(config)
     return StudentArch(
-        depth=getattr(config, f.depth), width=getattr(config, f.width),
-        heads=getattr(config, f.heads), ffn=getattr(config, f.ffn),
+        depth=getattr(config, f.depth),
+        width=getattr(config, f.width),
+        heads=getattr(config, f.heads),
+        ffn=getattr(config, f.ffn),
     )
 
 
@@ -55,7 +57,9 @@ def student_config(teacher_config: Any, arch: StudentArch) -> Any:
     """A copy of the teacher's config with the student's sizes; labels and vocabulary are kept."""
     config = teacher_config.__class__.from_dict(teacher_config.to_dict())
     fields = arch_fields(config)
-    for field, value in zip(vars(fields).values(), (arch.depth, arch.width, arch.heads, arch.ffn), strict=True):
+    for field, value in zip(
+        vars(fields).values(), (arch.depth, arch.width, arch.heads, arch.ffn), strict=True
+    ):
         setattr(config, field, value)
     if hasattr(config, "embedding_size") and config.embedding_size != arch.width:
         config.embedding_size = arch.width  # ELECTRA-style factorised embeddings follow the width

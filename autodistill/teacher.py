@@ -37,9 +37,13 @@ def inspect_teacher(ref: str | None, trust_remote_code: bool = False) -> Teacher
     from transformers import AutoConfig
 
     if not ref:
-        raise TeacherError("no teacher given: pass --teacher PATH_OR_HUB_ID or set teacher: in the space file")
+        raise TeacherError(
+            "no teacher given: pass --teacher PATH_OR_HUB_ID or set teacher: in the space file"
+        )
     if _looks_local(ref) and not Path(ref).is_dir():
-        raise TeacherError(f"--teacher {ref}: no such directory; give a save_pretrained directory or a hub id")
+        raise TeacherError(
+            f"--teacher {ref}: no such directory; give a save_pretrained directory or a hub id"
+        )
     try:
         config = AutoConfig.from_pretrained(ref, trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises OSError/ValueError/HTTP errors with long texts

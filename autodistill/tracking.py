@@ -52,7 +52,9 @@ class Tracker:
             outer = mlflow.active_run()
             if outer is not None and outer.info.experiment_id == self.experiment_id:
                 all_tags[PARENT_TAG] = outer.info.run_id
-            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=f"study {self.study_name}")
+            run = self.client.create_run(
+                self.experiment_id, tags=all_tags, run_name=f"study {self.study_name}"
+            )
             self.parent_run_id = run.info.run_id
         return self.parent_run_id
 
@@ -83,8 +85,13 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"trial {number}",
-            tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: str(number), STATE_TAG: "RUNNING",
-                  STUDY_TAG: self.study_name, ROLE_TAG: "trial"},
+            tags={
+                PARENT_TAG: self.parent_run_id,
+                TRIAL_TAG: str(number),
+                STATE_TAG: "RUNNING",
+                STUDY_TAG: self.study_name,
+                ROLE_TAG: "trial",
+            },
         )
         self.log_params(run.info.run_id, params)
         return run.info.run_id

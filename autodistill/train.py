@@ -61,11 +61,15 @@ def distill(
     from transformers import get_linear_schedule_with_warmup
 
     if teacher_logits.shape[0] != len(train):
-        raise ValueError(f"teacher logits for {teacher_logits.shape[0]} examples, but {len(train)} train examples")
+        raise ValueError(
+            f"teacher logits for {teacher_logits.shape[0]} examples, but {len(train)} train examples"
+        )
     generator = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)  # dropout
     student.to(device).train()
-    optimizer = torch.optim.AdamW(student.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.AdamW(
+        student.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+    )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(recipe.warmup_ratio * recipe.steps), recipe.steps
     )

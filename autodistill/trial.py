@@ -35,7 +35,9 @@ def recipe_for(settings: TrialSettings, space: SpaceConfig) -> DistillRecipe:
     )
 
 
-def measure_model(model: Any, validation: Any, space: SpaceConfig, device: str) -> tuple[dict[str, float], dict[str, float]]:
+def measure_model(
+    model: Any, validation: Any, space: SpaceConfig, device: str
+) -> tuple[dict[str, float], dict[str, float]]:
     """Accuracy on ``validation``, size, and batch-1 CPU latency; returns (metrics, seconds per phase)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()

@@ -28,7 +28,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3, help="trials to time after the cache")
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
@@ -51,7 +53,9 @@ def main() -> None:
         rows = []
         for i in range(args.repeats):
             start = time.perf_counter()
-            outcome = run_trial(settings, job.teacher_config, job.train, job.teacher_logits, job.validation, space, job.device)
+            outcome = run_trial(
+                settings, job.teacher_config, job.train, job.teacher_logits, job.validation, space, job.device
+            )
             log_start = time.perf_counter()
             run_id = tracker.start_trial(i, settings.as_params())
             tracker.log_curve(run_id, "train_loss", outcome.losses)
@@ -61,9 +65,13 @@ def main() -> None:
             timings["total"] = time.perf_counter() - start
             rows.append((timings, outcome.metrics["accuracy"]))
 
-    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {job.device}; "
-          f"{args.steps} steps × batch 32, seq ≤ 64 (dynamic padding)")
-    print(f"teacher cache (once per study: tokenise + logits on {len(job.train)} examples + reference): {cache_seconds:.1f} s")
+    print(
+        f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, device {job.device}; "
+        f"{args.steps} steps × batch 32, seq ≤ 64 (dynamic padding)"
+    )
+    print(
+        f"teacher cache (once per study: tokenise + logits on {len(job.train)} examples + reference): {cache_seconds:.1f} s"
+    )
     print(f"{'phase':<10} {'median s':>9} {'min s':>7} {'max s':>7}   over {args.repeats} trials")
     for phase in ["build", "train", "eval", "size", "latency", "logging", "total"]:
         values = [t[phase] for t, _ in rows]
@@ -71,7 +79,9 @@ def main() -> None:
     totals = [t["total"] for t, _ in rows]
     overhead = [(t["total"] - t["train"]) / t["total"] for t, _ in rows]
     print(f"non-training share of a trial: median {statistics.median(overhead):.1%}")
-    print(f"accuracy: {', '.join(f'{a:.4f}' for _, a in rows)}; trial total median {statistics.median(totals):.1f} s")
+    print(
+        f"accuracy: {', '.join(f'{a:.4f}' for _, a in rows)}; trial total median {statistics.median(totals):.1f} s"
+    )
 
 
 if __name__ == "__main__":

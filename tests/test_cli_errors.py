@@ -12,7 +12,9 @@ from tests.conftest import TINY_SPACE
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "autodistill", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "autodistill", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 @pytest.fixture
@@ -22,21 +24,38 @@ def world(tmp_path: Path, tiny_teacher: Path, sst2_slice: Path) -> dict[str, Pat
     not_classifier = tmp_path / "encoder"
     from transformers import BertConfig, BertModel
 
-    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).save_pretrained(not_classifier)
+    BertModel(
+        BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(not_classifier)
     three_labels = tmp_path / "three.tsv"
     three_labels.write_text("sentence\tlabel\n" + "".join(f"text {i}\t{i % 3}\n" for i in range(30)))
-    return {"space": space, "teacher": tiny_teacher, "data": sst2_slice, "encoder": not_classifier,
-            "three": three_labels, "tmp": tmp_path}
+    return {
+        "space": space,
+        "teacher": tiny_teacher,
+        "data": sst2_slice,
+        "encoder": not_classifier,
+        "three": three_labels,
+        "tmp": tmp_path,
+    }
 
 
 CASES = {
     "missing space file": (["{tmp}/nope.yaml"], "nope.yaml: cannot read the space file"),
     "bad --set": (["{space}", "--set", "train.steps"], "--set train.steps: expected KEY=VALUE"),
     "unknown --set key": (["{space}", "--set", "train.stepz=3"], "did you mean 'steps'"),
-    "missing teacher": (["{space}", "--teacher", "{tmp}/no-teacher"], "--teacher {tmp}/no-teacher: no such directory"),
+    "missing teacher": (
+        ["{space}", "--teacher", "{tmp}/no-teacher"],
+        "--teacher {tmp}/no-teacher: no such directory",
+    ),
     "not a classifier": (["{space}", "--teacher", "{encoder}"], "not a sequence classifier"),
-    "missing dataset": (["{space}", "--dataset", "{tmp}/no-data"], "--dataset {tmp}/no-data: no such file or directory"),
-    "missing column": (["{space}", "--set", "dataset.text_column=review"], "dataset.text_column: column 'review' not found"),
+    "missing dataset": (
+        ["{space}", "--dataset", "{tmp}/no-data"],
+        "--dataset {tmp}/no-data: no such file or directory",
+    ),
+    "missing column": (
+        ["{space}", "--set", "dataset.text_column=review"],
+        "dataset.text_column: column 'review' not found",
+    ),
     "labels out of range": (["{space}", "--dataset", "{three}"], "outside the teacher's 2 classes"),
     "unwritable out": (["{space}", "--out", "{space}/study"], "--out {space}/study: cannot write there"),
     "zero trials": (["{space}", "--trials", "0"], "--trials 0: must be at least 1"),
@@ -62,8 +81,16 @@ def test_bad_input_is_one_clear_line(world: dict[str, Path], case: str) -> None:
 
 
 def test_several_mistakes_are_reported_together(world: dict[str, Path]) -> None:
-    done = run("validate", str(world["space"]), "--teacher", str(world["tmp"] / "none"),
-               "--set", "distill.lambda=3", "--set", "train.steps=-1")
+    done = run(
+        "validate",
+        str(world["space"]),
+        "--teacher",
+        str(world["tmp"] / "none"),
+        "--set",
+        "distill.lambda=3",
+        "--set",
+        "train.steps=-1",
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2 and "distill.lambda" in done.stderr and "train.steps" in done.stderr

@@ -41,7 +41,8 @@ def test_good_space_parses_with_defaults(tmp_path: Path) -> None:
 
 def test_set_overrides_win_and_parse_as_yaml(tmp_path: Path) -> None:
     space = load_space(
-        write(tmp_path, GOOD), ["train.steps=20", "student.width={type: categorical, choices: [64]}", "search.sampler=random"]
+        write(tmp_path, GOOD),
+        ["train.steps=20", "student.width={type: categorical, choices: [64]}", "search.sampler=random"],
     ).config
     assert space.train.steps == 20 and space.search.sampler == "random"
     assert isinstance(space.student.width, Dist) and space.student.width.choices == [64]
@@ -59,16 +60,32 @@ def test_flags_win_over_yaml_teacher_and_dataset(tmp_path: Path) -> None:
     [
         ("student:\n  depth: {type: int, low: 4, high: 1}\n", "student.depth", "low <= high"),
         ("student:\n  depth: 0\n", "student.depth", "depth must be"),
-        ("student:\n  width: {type: categorical, choices: [100]}\n", "student.width", "multiple of head_size"),
+        (
+            "student:\n  width: {type: categorical, choices: [100]}\n",
+            "student.width",
+            "multiple of head_size",
+        ),
         ("student:\n  width: {type: int, low: 64, high: 256}\n", "student.width", "step: 64"),
         ("student:\n  width: {type: categorical, choices: []}\n", "student.width", "non-empty"),
         ("student:\n  widht: 128\n", "student.widht", "did you mean 'width'"),
         ("distill:\n  lambda: 1.5\n", "distill.lambda", "≤ 1.0"),
         ("distill:\n  lambda: {type: float, low: -0.1, high: 0.5}\n", "distill.lambda", "≥ 0.0"),
         ("distill:\n  temperature: 0\n", "distill.temperature", "> 0"),
-        ("distill:\n  learning_rate: {type: float, low: 0.0, high: 0.1, log: true}\n", "distill.learning_rate", "low > 0"),
-        ("distill:\n  temperature: {type: float, low: 1.0}\n", "distill.temperature", "both 'low' and 'high'"),
-        ("distill:\n  temperature: {type: gaussian, low: 1, high: 2}\n", "distill.temperature.type", "'int', 'float' or 'categorical'"),
+        (
+            "distill:\n  learning_rate: {type: float, low: 0.0, high: 0.1, log: true}\n",
+            "distill.learning_rate",
+            "low > 0",
+        ),
+        (
+            "distill:\n  temperature: {type: float, low: 1.0}\n",
+            "distill.temperature",
+            "both 'low' and 'high'",
+        ),
+        (
+            "distill:\n  temperature: {type: gaussian, low: 1, high: 2}\n",
+            "distill.temperature.type",
+            "'int', 'float' or 'categorical'",
+        ),
         ("train:\n  steps: 0\n", "train.steps", "greater than 0"),
         ("train:\n  batch_size: many\n", "train.batch_size", "valid integer"),
         ("search:\n  sampler: annealing\n", "search.sampler", "'tpe'"),
@@ -125,7 +142,9 @@ def test_missing_required_sections(tmp_path: Path) -> None:
 
 def test_set_through_a_scalar_is_refused(tmp_path: Path) -> None:
     found = problems(write(tmp_path, GOOD), ["distill.temperature.low=1"])
-    assert found == ["--set distill.temperature.low=1: 'temperature' holds a value, not a section, so 'distill.temperature.low' cannot be set"]
+    assert found == [
+        "--set distill.temperature.low=1: 'temperature' holds a value, not a section, so 'distill.temperature.low' cannot be set"
+    ]
 
 
 def test_yaml_is_read_safely(tmp_path: Path) -> None:

@@ -50,7 +50,9 @@ def test_other_file_formats_and_named_columns(tmp_path: Path, fmt: str) -> None:
 
 
 def test_missing_column_names_the_key(sst2_slice: Path) -> None:
-    with pytest.raises(DataError, match=r"dataset.text_column: column 'review' not found; columns are sentence, label"):
+    with pytest.raises(
+        DataError, match=r"dataset.text_column: column 'review' not found; columns are sentence, label"
+    ):
         load(DatasetSpec(path=str(sst2_slice), text_column="review"))
 
 
@@ -62,7 +64,7 @@ def test_labels_outside_the_teachers_range(sst2_slice: Path) -> None:
 def test_missing_dataset_and_split(sst2_slice: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file or directory"):
         load(DatasetSpec(path=str(tmp_path / "nope")))
-    with pytest.raises(DataError, match="dataset.validation_split: no split 'test'"):
+    with pytest.raises(DataError, match=r"dataset\.validation_split: no split 'test'"):
         load(DatasetSpec(path=str(sst2_slice), validation_split="test"))
     with pytest.raises(DataError, match="no dataset given"):
         load(DatasetSpec())

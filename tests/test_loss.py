@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from autodistill.loss import distillation_loss
 
 
-def logits_pair(seed: int, batch: int = 4, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def logits_pair(
+    seed: int, batch: int = 4, classes: int = 3
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return (
         torch.randn(batch, classes, generator=g) * 3,
@@ -61,7 +63,9 @@ def test_soft_term_is_t_squared_times_kl(seed: int, t: float) -> None:
 
 def test_soft_loss_changes_with_temperature() -> None:
     s, te, y = logits_pair(1)
-    assert not torch.isclose(distillation_loss(s, te, y, 1.0, 1.0).soft, distillation_loss(s, te, y, 1.0, 4.0).soft)
+    assert not torch.isclose(
+        distillation_loss(s, te, y, 1.0, 1.0).soft, distillation_loss(s, te, y, 1.0, 4.0).soft
+    )
 
 
 def test_soft_loss_is_non_negative_and_does_not_train_the_teacher() -> None:

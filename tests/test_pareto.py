@@ -12,10 +12,22 @@ from autodistill.report import console_table, write_csv
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 
 
-def add(study: optuna.Study, number: int, acc: float, lat: float, size: float, feasible: bool | None = None) -> None:
+def add(
+    study: optuna.Study, number: int, acc: float, lat: float, size: float, feasible: bool | None = None
+) -> None:
     trial = study.ask()
-    trial.set_user_attr("settings", {"depth": 1 + number % 3, "width": 64, "heads": 1, "ffn": 256,
-                                     "lambda": 0.5, "temperature": 2.0, "learning_rate": 1e-3})
+    trial.set_user_attr(
+        "settings",
+        {
+            "depth": 1 + number % 3,
+            "width": 64,
+            "heads": 1,
+            "ffn": 256,
+            "lambda": 0.5,
+            "temperature": 2.0,
+            "learning_rate": 1e-3,
+        },
+    )
     trial.set_user_attr("metrics", {"accuracy": acc, "latency_ms": lat, "size_mb": size, "params": 1e6})
     trial.set_user_attr("mlflow_run_id", f"run{number}")
     if feasible is not None:
@@ -30,8 +42,11 @@ def dominated(p: tuple[float, float, float], q: tuple[float, float, float]) -> b
 
 
 points = st.lists(
-    st.tuples(st.sampled_from([0.5, 0.6, 0.7, 0.8]), st.sampled_from([1.0, 2.0, 3.0]), st.sampled_from([10.0, 20.0])),
-    min_size=1, max_size=15,
+    st.tuples(
+        st.sampled_from([0.5, 0.6, 0.7, 0.8]), st.sampled_from([1.0, 2.0, 3.0]), st.sampled_from([10.0, 20.0])
+    ),
+    min_size=1,
+    max_size=15,
 )
 
 
@@ -66,5 +81,8 @@ def test_tables_and_csv(tmp_path) -> None:
     front = front_frame(study)
     path = write_csv(front, tmp_path / "pareto.csv")
     assert path.read_text().splitlines()[0].startswith("trial,state,depth,width")
-    text = console_table(front, {"accuracy": 0.9, "latency_ms": 9.0, "size_mb": 90.0, "params": 2.2e7, "depth": 6, "width": 384})
+    text = console_table(
+        front,
+        {"accuracy": 0.9, "latency_ms": 9.0, "size_mb": 90.0, "params": 2.2e7, "depth": 6, "width": 384},
+    )
     assert "teacher" in text and "0.8000" in text and "22.00" in text

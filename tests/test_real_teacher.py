@@ -19,8 +19,10 @@ pytestmark = pytest.mark.slow
 def test_minilm_teacher_accuracy_on_sst2_validation() -> None:
     card = json.loads((MINILM_TEACHER / "teacher_card.json").read_text())
     space = load_space(
-        REPO / "search_spaces" / "bert.yaml", [f"train.max_length={card['max_length']}", "train.steps=1"],
-        teacher=str(MINILM_TEACHER), dataset=str(SST2),
+        REPO / "search_spaces" / "bert.yaml",
+        [f"train.max_length={card['max_length']}", "train.steps=1"],
+        teacher=str(MINILM_TEACHER),
+        dataset=str(SST2),
     ).config
     inputs, problems = inspect_inputs(space)
     assert inputs is not None, problems

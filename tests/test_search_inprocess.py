@@ -16,8 +16,18 @@ pytestmark = pytest.mark.slow
 
 
 def args(space: Path, teacher: Path, data: Path, out: Path, trials: int) -> list[str]:
-    return ["search", str(space), "--teacher", str(teacher), "--dataset", str(data), "--out", str(out),
-            "--trials", str(trials)]
+    return [
+        "search",
+        str(space),
+        "--teacher",
+        str(teacher),
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        "--trials",
+        str(trials),
+    ]
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(

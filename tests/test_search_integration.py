@@ -17,9 +17,23 @@ from mlflow import MlflowClient
 pytestmark = pytest.mark.slow
 
 
-def search(space: Path, teacher: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "autodistill", "search", str(space), "--teacher", str(teacher),
-           "--dataset", str(data), "--out", str(out), *extra]
+def search(
+    space: Path, teacher: Path, data: Path, out: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "autodistill",
+        "search",
+        str(space),
+        "--teacher",
+        str(teacher),
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -33,12 +47,20 @@ def nested_runs(client: MlflowClient, study: str) -> tuple[object, list]:
     return parent, sorted(children, key=lambda r: int(r.data.tags["optuna.trial_number"]))
 
 
-def test_three_trials_then_resume(tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path) -> None:
+def test_three_trials_then_resume(
+    tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "study"
     first = search(tiny_space, tiny_teacher, sst2_slice, out, "--trials", "3", "--seed", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Pareto front" in first.stdout and "teacher" in first.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["cache", "mlartifacts", "mlflow.db", "optuna.db", "pareto.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cache",
+        "mlartifacts",
+        "mlflow.db",
+        "optuna.db",
+        "pareto.csv",
+    ]
 
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'optuna.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -55,7 +77,9 @@ def test_three_trials_then_resume(tiny_space: Path, tiny_teacher: Path, sst2_sli
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     parent, children = nested_runs(client, "tiny")
     assert parent.info.status == "FINISHED"
-    assert {"teacher_accuracy", "teacher_latency_ms", "trials_complete", "front_size"} <= set(parent.data.metrics)
+    assert {"teacher_accuracy", "teacher_latency_ms", "trials_complete", "front_size"} <= set(
+        parent.data.metrics
+    )
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"pareto.csv", "space"}
     assert [int(r.data.tags["optuna.trial_number"]) for r in children] == [0, 1, 2]
     for run, trial in zip(children, complete, strict=True):
@@ -63,7 +87,9 @@ def test_three_trials_then_resume(tiny_space: Path, tiny_teacher: Path, sst2_sli
         assert run.info.status == "FINISHED" and run.data.tags["optuna.trial_state"] == "COMPLETE"
         assert run.data.metrics["accuracy"] == pytest.approx(trial.values[0])
         assert run.data.metrics["latency_ms"] == pytest.approx(trial.values[1])
-        assert {"depth", "width", "lambda", "temperature", "learning_rate", "train.steps"} <= set(run.data.params)
+        assert {"depth", "width", "lambda", "temperature", "learning_rate", "train.steps"} <= set(
+            run.data.params
+        )
         curve = client.get_metric_history(run.info.run_id, "train_loss")
         assert [m.step for m in curve] == list(range(1, 9))
 
@@ -81,8 +107,19 @@ def test_three_trials_then_resume(tiny_space: Path, tiny_teacher: Path, sst2_sli
 
 
 def test_validate_command(tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "autodistill", "validate", str(tiny_space), "--teacher", str(tiny_teacher),
-           "--dataset", str(sst2_slice), "--out", str(tmp_path / "never")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "autodistill",
+        "validate",
+        str(tiny_space),
+        "--teacher",
+        str(tiny_teacher),
+        "--dataset",
+        str(sst2_slice),
+        "--out",
+        str(tmp_path / "never"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "OK" in done.stdout and "text 'sentence', label 'label'" in done.stdout

@@ -20,7 +20,9 @@ def test_there_are_space_files() -> None:
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
 def test_space_file_is_valid_and_samples(path: Path) -> None:
     space = load_space(path).config
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0)
+    )
     for _ in range(20):
         trial = study.ask()
         settings = sample(trial, space)

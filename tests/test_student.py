@@ -16,8 +16,12 @@ COMMON = {"vocab_size": 100, "num_labels": 3}
 @pytest.mark.parametrize(
     "teacher",
     [
-        BertConfig(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, **COMMON),
-        RobertaConfig(hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, **COMMON),
+        BertConfig(
+            hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, **COMMON
+        ),
+        RobertaConfig(
+            hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, **COMMON
+        ),
         DistilBertConfig(dim=64, n_layers=3, n_heads=4, hidden_dim=128, **COMMON),
     ],
     ids=["bert", "roberta", "distilbert"],
@@ -33,7 +37,9 @@ def test_student_takes_depth_and_width_and_keeps_labels(teacher) -> None:
 
 
 def test_same_seed_same_student() -> None:
-    teacher = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, **COMMON)
+    teacher = BertConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, **COMMON
+    )
     a, b = build_student(teacher, ARCH, 7), build_student(teacher, ARCH, 7)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
@@ -44,6 +50,8 @@ def test_unsupported_family_is_a_clear_error() -> None:
 
 
 def test_width_not_divisible_by_heads() -> None:
-    teacher = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, **COMMON)
+    teacher = BertConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, **COMMON
+    )
     with pytest.raises(StudentBuildError, match="not divisible"):
         build_student(teacher, StudentArch(depth=1, width=30, heads=4, ffn=64), seed=0)

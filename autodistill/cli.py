@@ -86,6 +86,39 @@ def build_parser() -> argparse.ArgumentParser:
         "at once; exit 0 when clean, 2 otherwise.",
     )
     _add_study_flags(validate)
+
+    teacher = sub.add_parser(
+        "teacher", help="fine-tune a teacher from a pretrained checkpoint or a config",
+        description="Fine-tune a sequence classifier on a dataset and write it as a save_pretrained directory "
+        "(with id2label and the tokenizer) plus teacher_card.json with its validation accuracy, data and "
+        "settings; logged to MLflow. Rerunning with the same inputs reuses the result.",
+    )
+    teacher.add_argument(
+        "--base", required=True,
+        help="pretrained checkpoint: a local directory or hub id; or a config.json for a from-scratch model "
+        "(then --tokenizer is required)",
+    )
+    teacher.add_argument("--dataset", required=True, help="hub id, local directory, class-folder directory, or data file")
+    teacher.add_argument("--out", required=True, type=Path, help="directory to write the teacher to")
+    teacher.add_argument("--tokenizer", help="tokenizer directory or hub id (default: the base's)")
+    teacher.add_argument("--epochs", type=float, default=2.0, help="passes over the training split (default 2)")
+    teacher.add_argument("--max-steps", type=int, help="optimisation steps; wins over --epochs")
+    teacher.add_argument("--batch-size", type=int, default=32, help="default 32")
+    teacher.add_argument("--lr", type=float, default=5e-5, help="AdamW peak learning rate (default 5e-5)")
+    teacher.add_argument("--max-length", type=int, default=64, help="tokens per example (default 64)")
+    teacher.add_argument("--seed", type=int, default=0, help="seeds the batch order and the new head (default 0)")
+    teacher.add_argument(
+        "--split-seed", type=int, default=0,
+        help="seeds the validation holdout; keep it equal to the space's dataset.split_seed (default 0) so the "
+        "search scores students on examples the teacher never saw",
+    )
+    teacher.add_argument("--text-column", help="default: 'sentence' or 'text'")
+    teacher.add_argument("--label-column", help="default: 'label'")
+    teacher.add_argument("--validation-split", help="default: 'validation'/'dev' when present, else a holdout")
+    teacher.add_argument("--holdout-fraction", type=float, default=0.2, help="seeded holdout of train (default 0.2)")
+    teacher.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db beside --out)",
+    )
     return parser
 
 
@@ -211,9 +244,91 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0 if len(result.front) else 1
 
 
+def _teacher_recipe(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    from pydantic import ValidationError
+
+    from autodistill.config import DatasetSpec
+    from autodistill.teacher_prep import TeacherRecipe
+
+    problems = []
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lr", args.lr),
+                        ("--max-length", args.max_length), ("--max-steps", args.max_steps)):
+        if value is not None and value <= 0:
+            problems.append(f"{flag} {value}: must be positive")
+    base = Path(args.base)
+    if args.base.endswith(".json"):
+        if not base.is_file():
+            problems.append(f"--base {args.base}: no such config file")
+        if not args.tokenizer:
+            problems.append(f"--base {args.base}: a model built from a config needs --tokenizer DIR_OR_HUB_ID")
+    elif (base.exists() or args.base.startswith((".", "/", "~"))) and not (base / "config.json").is_file():
+        problems.append(f"--base {args.base}: not a checkpoint directory (no config.json); give a directory or hub id")
+    if not _writable(args.out):
+        problems.append(f"--out {args.out}: cannot write there; choose a writable directory")
+    try:
+        spec = DatasetSpec(path=args.dataset, text_column=args.text_column, label_column=args.label_column,
+                           validation_split=args.validation_split, holdout_fraction=args.holdout_fraction,
+                           split_seed=args.split_seed)
+    except ValidationError:
+        return None, [*problems, f"--holdout-fraction {args.holdout_fraction}: must be between 0 and 1"]
+    recipe = TeacherRecipe(
+        base=args.base, dataset=spec, tokenizer=args.tokenizer, epochs=args.epochs, max_steps=args.max_steps,
+        batch_size=args.batch_size, learning_rate=args.lr, max_length=args.max_length, seed=args.seed,
+    )
+    return recipe, problems
+
+
+def cmd_teacher(args: argparse.Namespace) -> int:
+    recipe, problems = _teacher_recipe(args)
+    if problems:
+        return _fail(problems)
+    _quiet_libraries()
+    from autodistill.data import DataError, discover_labels, load_text_data
+
+    try:
+        labels = discover_labels(recipe.dataset)
+        label2id = {name: i for i, name in enumerate(labels)}
+        data = load_text_data(recipe.dataset, len(labels), label2id, 10**12)
+    except DataError as exc:
+        return _fail([str(exc)])
+    if len(labels) < 2:
+        return _fail([f"--dataset {args.dataset}: a classifier needs at least two classes, found {labels}"])
+    from tqdm.auto import tqdm
+
+    from autodistill.teacher_prep import existing_card, recipe_key, train_teacher
+    from autodistill.tracking import log_teacher_run
+
+    key = recipe_key(recipe, data.fingerprint)
+    card = existing_card(args.out, key)
+    if card is not None:
+        print(f"teacher: reusing {args.out} (same inputs; validation accuracy {card['validation_accuracy']:.4f})")
+        return 0
+    tracking = args.tracking_uri or f"sqlite:///{args.out.resolve().parent / 'mlflow.db'}"
+    with tqdm(desc="fine-tuning", unit="step", disable=None) as bar:
+        def on_step(step: int, loss: float) -> None:
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+        try:
+            card, losses = train_teacher(recipe, labels, data, args.out, key, lambda m: print(m, flush=True), on_step)
+        except KeyboardInterrupt:
+            print("\ninterrupted: nothing was written; rerun the same command", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    from autodistill.search import redact
+
+    run_id = log_teacher_run(tracking, card, losses, args.out)
+    print(
+        f"teacher: {args.out} — validation accuracy {card['validation_accuracy']:.4f} on "
+        f"{card['validation_examples']} examples ({card['validation_source']}), {card['steps']} steps in "
+        f"{card['train_seconds']:.0f} s; MLflow run {run_id} in {redact(tracking)}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"search": cmd_search, "validate": cmd_validate}
+    commands = {"search": cmd_search, "validate": cmd_validate, "teacher": cmd_teacher}
     return commands[args.command](args)
 
 

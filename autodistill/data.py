@@ -1,7 +1,8 @@
 """Data: load with ``datasets.load_dataset``, pick columns and splits, tokenise once and cache.
 
-A dataset is a hub id, a local directory that ``load_dataset`` understands, or one csv/tsv/json/jsonl/
-parquet file. The validation split is used when present, else a seeded holdout of train. The train
+A dataset is a hub id, a local directory that ``load_dataset`` understands, one csv/tsv/json/jsonl/
+parquet file, or a directory of class folders (one sub-directory per class, one document per file,
+the layout of scikit-learn's ``load_files``). The validation split is used when present, else a seeded holdout of train. The train
 examples a trial can see are a fixed, seeded subset, so the teacher's logits are computed for them once.
 """
 
@@ -66,6 +67,8 @@ def load_raw(spec: DatasetSpec) -> Any:
         if path.exists() or spec.path.startswith((".", "/", "~")):
             if not path.is_dir():
                 raise DataError(f"--dataset {spec.path}: no such file or directory")
+            if is_class_folders(path):
+                return load_class_folders(path)
             return datasets.load_dataset(str(path), name=spec.name)
         return datasets.load_dataset(spec.path, name=spec.name)  # a hub id
     except DataError:
@@ -73,6 +76,54 @@ def load_raw(spec: DatasetSpec) -> Any:
     except Exception as exc:  # datasets raises many types; the user needs the one line
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"--dataset {spec.path}: cannot load it ({first_line})") from None
+
+
+DATA_SUFFIXES = {*FILE_BUILDERS, ".arrow", ".txt"}
+SPLIT_NAMES = ("train", *VALIDATION_SPLITS, "test")
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def is_class_folders(path: Path) -> bool:
+    """A directory with no data files of its own and at least two sub-directories holding files
+    (classes), or split-named sub-directories (train/, validation/, ...) that hold class folders."""
+    if any(f.is_file() and f.suffix.lower() in DATA_SUFFIXES - {".txt"} for f in path.iterdir()):
+        return False
+    subdirs = _subdirs(path)
+    if subdirs and all(d.name in SPLIT_NAMES for d in subdirs):
+        return all(len(_subdirs(d)) >= 2 for d in subdirs)
+    return len([d for d in subdirs if any(f.is_file() for f in d.iterdir())]) >= 2
+
+
+def _read_document(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # older corpora (BBC News among them) mix encodings
+
+
+def _class_folder_split(path: Path) -> Any:
+    import datasets
+
+    texts, labels = [], []
+    for folder in _subdirs(path):  # sorted: stable label order across runs and machines
+        for doc in sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")):
+            texts.append(_read_document(doc).strip())
+            labels.append(folder.name)
+    return datasets.Dataset.from_dict({"text": texts, "label": labels})
+
+
+def load_class_folders(path: Path) -> Any:
+    """A ``DatasetDict`` with columns ``text`` and ``label`` (the folder name) per split."""
+    import datasets
+
+    subdirs = _subdirs(path)
+    if all(d.name in SPLIT_NAMES for d in subdirs):
+        return datasets.DatasetDict({d.name: _class_folder_split(d) for d in subdirs})
+    return datasets.DatasetDict({"train": _class_folder_split(path)})
 
 
 def pick_column(columns: list[str], named: str | None, candidates: tuple[str, ...], key: str) -> str:
@@ -108,16 +159,16 @@ def label_ids(values: list[Any], num_labels: int, label2id: dict[str, int], colu
     return [int(v) for v in values]
 
 
-def load_text_data(
-    spec: DatasetSpec, num_labels: int, label2id: dict[str, int], train_examples: int, seed: int
-) -> TextData:
+def load_text_data(spec: DatasetSpec, num_labels: int, label2id: dict[str, int], train_examples: int) -> TextData:
     """Load the dataset, choose columns and splits, check labels, and draw the seeded train subset.
 
     Args:
         spec: the space's dataset section.
         num_labels / label2id: the teacher's classes, to check and map labels.
         train_examples: size of the train subset a trial can see.
-        seed: seeds the holdout and the subset.
+
+    The holdout and the subset are seeded by ``spec.split_seed``, not by the training seed, so a
+    teacher and the searches on it share one validation split.
 
     Raises:
         DataError: a missing dataset, split or column, or labels the teacher cannot predict.
@@ -132,7 +183,7 @@ def load_text_data(
     text_col = pick_column(columns, spec.text_column, TEXT_COLUMNS, "text_column")
     label_col = pick_column(columns, spec.label_column, LABEL_COLUMNS, "label_column")
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(spec.split_seed)
     val_name = spec.validation_split or next((s for s in VALIDATION_SPLITS if s in raw), None)
     if val_name is not None and val_name not in raw:
         raise DataError(f"dataset.validation_split: no split '{val_name}'; splits are {', '.join(raw)}")
@@ -224,3 +275,25 @@ def encode(split: Split, tokenizer: Any, max_length: int, cache_dir: Path | None
     if path:
         atomic_torch_save(vars(encoded), path)
     return encoded
+
+
+def discover_labels(spec: DatasetSpec) -> list[str]:
+    """Class names of a dataset, in id order, for a teacher that is to be trained on it.
+
+    ``ClassLabel`` names when the dataset declares them; sorted strings for string labels (class
+    folders among them); ``"0".."K-1"`` for integer labels.
+    """
+    raw = load_raw(spec)
+    if spec.train_split not in raw:
+        raise DataError(f"dataset.train_split: no split '{spec.train_split}'; splits are {', '.join(raw)}")
+    train = raw[spec.train_split]
+    column = pick_column(list(train.column_names), spec.label_column, LABEL_COLUMNS, "label_column")
+    names = getattr(train.features[column], "names", None)
+    if names:
+        return list(names)
+    values = set(train[column])
+    if all(isinstance(v, str) for v in values):
+        return sorted(values)
+    if not all(isinstance(v, int) and v >= 0 for v in values):
+        raise DataError(f"dataset column '{column}': labels must be class names or ids 0..K-1")
+    return [str(i) for i in range(max(values) + 1)]

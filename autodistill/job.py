@@ -46,7 +46,7 @@ def inspect_inputs(space: SpaceConfig) -> tuple[Inputs | None, list[str]]:
     try:
         num_labels = teacher.num_labels if teacher else 10**9  # unknown: skip the range check
         label2id = teacher.label2id if teacher else {}
-        data = load_text_data(space.dataset, num_labels, label2id, space.train_examples(), space.train.seed)
+        data = load_text_data(space.dataset, num_labels, label2id, space.train_examples())
     except DataError as exc:
         problems.append(str(exc))
     if problems or teacher is None or data is None:

@@ -13,8 +13,8 @@ from autodistill.data import DataError, encode, load_text_data
 LABELS = {"negative": 0, "positive": 1}
 
 
-def load(spec: DatasetSpec, n: int = 50, seed: int = 0):
-    return load_text_data(spec, 2, LABELS, n, seed)
+def load(spec: DatasetSpec, n: int = 50):
+    return load_text_data(spec, 2, LABELS, n)
 
 
 def test_directory_with_validation_split(sst2_slice: Path) -> None:
@@ -26,7 +26,7 @@ def test_directory_with_validation_split(sst2_slice: Path) -> None:
 
 def test_single_tsv_gets_a_seeded_stable_holdout(sst2_slice: Path) -> None:
     spec = DatasetSpec(path=str(sst2_slice / "train.tsv"), holdout_fraction=0.2)
-    a, b, c = load(spec), load(spec), load(spec, seed=1)
+    a, b, c = load(spec), load(spec), load(spec.model_copy(update={"split_seed": 1}))
     assert a.validation_source.startswith("holdout 0.2") and len(a.validation.texts) == 120
     assert a.validation.texts == b.validation.texts and a.train.texts == b.train.texts
     assert a.validation.texts != c.validation.texts
@@ -58,7 +58,7 @@ def test_missing_column_names_the_key(sst2_slice: Path) -> None:
 
 def test_labels_outside_the_teachers_range(sst2_slice: Path) -> None:
     with pytest.raises(DataError, match=r"outside the teacher's 1 classes"):
-        load_text_data(DatasetSpec(path=str(sst2_slice)), 1, {}, 50, 0)
+        load_text_data(DatasetSpec(path=str(sst2_slice)), 1, {}, 50)
 
 
 def test_missing_dataset_and_split(sst2_slice: Path, tmp_path: Path) -> None:

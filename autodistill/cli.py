@@ -88,36 +88,51 @@ def build_parser() -> argparse.ArgumentParser:
     _add_study_flags(validate)
 
     teacher = sub.add_parser(
-        "teacher", help="fine-tune a teacher from a pretrained checkpoint or a config",
+        "teacher",
+        help="fine-tune a teacher from a pretrained checkpoint or a config",
         description="Fine-tune a sequence classifier on a dataset and write it as a save_pretrained directory "
         "(with id2label and the tokenizer) plus teacher_card.json with its validation accuracy, data and "
         "settings; logged to MLflow. Rerunning with the same inputs reuses the result.",
     )
     teacher.add_argument(
-        "--base", required=True,
+        "--base",
+        required=True,
         help="pretrained checkpoint: a local directory or hub id; or a config.json for a from-scratch model "
         "(then --tokenizer is required)",
     )
-    teacher.add_argument("--dataset", required=True, help="hub id, local directory, class-folder directory, or data file")
+    teacher.add_argument(
+        "--dataset", required=True, help="hub id, local directory, class-folder directory, or data file"
+    )
     teacher.add_argument("--out", required=True, type=Path, help="directory to write the teacher to")
     teacher.add_argument("--tokenizer", help="tokenizer directory or hub id (default: the base's)")
-    teacher.add_argument("--epochs", type=float, default=2.0, help="passes over the training split (default 2)")
+    teacher.add_argument(
+        "--epochs", type=float, default=2.0, help="passes over the training split (default 2)"
+    )
     teacher.add_argument("--max-steps", type=int, help="optimisation steps; wins over --epochs")
     teacher.add_argument("--batch-size", type=int, default=32, help="default 32")
     teacher.add_argument("--lr", type=float, default=5e-5, help="AdamW peak learning rate (default 5e-5)")
     teacher.add_argument("--max-length", type=int, default=64, help="tokens per example (default 64)")
-    teacher.add_argument("--seed", type=int, default=0, help="seeds the batch order and the new head (default 0)")
     teacher.add_argument(
-        "--split-seed", type=int, default=0,
+        "--seed", type=int, default=0, help="seeds the batch order and the new head (default 0)"
+    )
+    teacher.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
         help="seeds the validation holdout; keep it equal to the space's dataset.split_seed (default 0) so the "
         "search scores students on examples the teacher never saw",
     )
     teacher.add_argument("--text-column", help="default: 'sentence' or 'text'")
     teacher.add_argument("--label-column", help="default: 'label'")
-    teacher.add_argument("--validation-split", help="default: 'validation'/'dev' when present, else a holdout")
-    teacher.add_argument("--holdout-fraction", type=float, default=0.2, help="seeded holdout of train (default 0.2)")
     teacher.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: sqlite:///mlflow.db beside --out)",
+        "--validation-split", help="default: 'validation'/'dev' when present, else a holdout"
+    )
+    teacher.add_argument(
+        "--holdout-fraction", type=float, default=0.2, help="seeded holdout of train (default 0.2)"
+    )
+    teacher.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: sqlite:///mlflow.db beside --out)",
     )
     return parser
 
@@ -251,8 +266,13 @@ def _teacher_recipe(args: argparse.Namespace) -> tuple[Any, list[str]]:
     from autodistill.teacher_prep import TeacherRecipe
 
     problems = []
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--lr", args.lr),
-                        ("--max-length", args.max_length), ("--max-steps", args.max_steps)):
+    for flag, value in (
+        ("--epochs", args.epochs),
+        ("--batch-size", args.batch_size),
+        ("--lr", args.lr),
+        ("--max-length", args.max_length),
+        ("--max-steps", args.max_steps),
+    ):
         if value is not None and value <= 0:
             problems.append(f"{flag} {value}: must be positive")
     base = Path(args.base)
@@ -260,20 +280,36 @@ def _teacher_recipe(args: argparse.Namespace) -> tuple[Any, list[str]]:
         if not base.is_file():
             problems.append(f"--base {args.base}: no such config file")
         if not args.tokenizer:
-            problems.append(f"--base {args.base}: a model built from a config needs --tokenizer DIR_OR_HUB_ID")
+            problems.append(
+                f"--base {args.base}: a model built from a config needs --tokenizer DIR_OR_HUB_ID"
+            )
     elif (base.exists() or args.base.startswith((".", "/", "~"))) and not (base / "config.json").is_file():
-        problems.append(f"--base {args.base}: not a checkpoint directory (no config.json); give a directory or hub id")
+        problems.append(
+            f"--base {args.base}: not a checkpoint directory (no config.json); give a directory or hub id"
+        )
     if not _writable(args.out):
         problems.append(f"--out {args.out}: cannot write there; choose a writable directory")
     try:
-        spec = DatasetSpec(path=args.dataset, text_column=args.text_column, label_column=args.label_column,
-                           validation_split=args.validation_split, holdout_fraction=args.holdout_fraction,
-                           split_seed=args.split_seed)
+        spec = DatasetSpec(
+            path=args.dataset,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            validation_split=args.validation_split,
+            holdout_fraction=args.holdout_fraction,
+            split_seed=args.split_seed,
+        )
     except ValidationError:
         return None, [*problems, f"--holdout-fraction {args.holdout_fraction}: must be between 0 and 1"]
     recipe = TeacherRecipe(
-        base=args.base, dataset=spec, tokenizer=args.tokenizer, epochs=args.epochs, max_steps=args.max_steps,
-        batch_size=args.batch_size, learning_rate=args.lr, max_length=args.max_length, seed=args.seed,
+        base=args.base,
+        dataset=spec,
+        tokenizer=args.tokenizer,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        max_length=args.max_length,
+        seed=args.seed,
     )
     return recipe, problems
 
@@ -301,17 +337,22 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     key = recipe_key(recipe, data.fingerprint)
     card = existing_card(args.out, key)
     if card is not None:
-        print(f"teacher: reusing {args.out} (same inputs; validation accuracy {card['validation_accuracy']:.4f})")
+        print(
+            f"teacher: reusing {args.out} (same inputs; validation accuracy {card['validation_accuracy']:.4f})"
+        )
         return 0
     tracking = args.tracking_uri or f"sqlite:///{args.out.resolve().parent / 'mlflow.db'}"
     with tqdm(desc="fine-tuning", unit="step", disable=None) as bar:
+
         def on_step(step: int, loss: float) -> None:
             bar.update(1)
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{loss:.3f}")
 
         try:
-            card, losses = train_teacher(recipe, labels, data, args.out, key, lambda m: print(m, flush=True), on_step)
+            card, losses = train_teacher(
+                recipe, labels, data, args.out, key, lambda m: print(m, flush=True), on_step
+            )
         except KeyboardInterrupt:
             print("\ninterrupted: nothing was written; rerun the same command", file=sys.stderr)
             return EXIT_INTERRUPTED

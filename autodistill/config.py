@@ -127,7 +127,8 @@ class DatasetSpec(BaseModel):
     validation_split: str | None = Field(None, description="default: 'validation'/'dev' when present")
     holdout_fraction: float = Field(0.1, gt=0, lt=1, description="seeded holdout when no validation split")
     split_seed: int = Field(
-        0, description="seeds the holdout and the train subset; the same as the teacher's, so it never saw them"
+        0,
+        description="seeds the holdout and the train subset; the same as the teacher's, so it never saw them",
     )
     max_train_examples: int | None = Field(
         None, gt=0, description="train examples a trial can see; default steps × batch_size"

@@ -159,7 +159,9 @@ def label_ids(values: list[Any], num_labels: int, label2id: dict[str, int], colu
     return [int(v) for v in values]
 
 
-def load_text_data(spec: DatasetSpec, num_labels: int, label2id: dict[str, int], train_examples: int) -> TextData:
+def load_text_data(
+    spec: DatasetSpec, num_labels: int, label2id: dict[str, int], train_examples: int
+) -> TextData:
     """Load the dataset, choose columns and splits, check labels, and draw the seeded train subset.
 
     Args:

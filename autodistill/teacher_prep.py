@@ -119,8 +119,14 @@ def train_teacher(
     )
     no_teacher = torch.zeros(len(train), len(labels))  # λ = 0: the soft term is not used
     loop = DistillRecipe(
-        steps=steps, batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, lam=0.0,
-        temperature=1.0, warmup_ratio=recipe.warmup_ratio, weight_decay=recipe.weight_decay, seed=recipe.seed,
+        steps=steps,
+        batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        lam=0.0,
+        temperature=1.0,
+        warmup_ratio=recipe.warmup_ratio,
+        weight_decay=recipe.weight_decay,
+        seed=recipe.seed,
     )
     result = distill(model, train, no_teacher, loop, device, on_step)
     start = time.perf_counter()

@@ -121,14 +121,21 @@ def log_teacher_run(tracking_uri: str, card: dict[str, Any], losses: list[float]
     """One run in the ``teachers`` experiment: the recipe, the loss curve, accuracy, and the card."""
     tracker = Tracker(tracking_uri, "teachers", out.resolve().parent / "mlartifacts")
     run = tracker.client.create_run(
-        tracker.experiment_id, run_name=f"teacher {out.name}", tags={ROLE_TAG: "teacher", "teacher.path": str(out.resolve())}
+        tracker.experiment_id,
+        run_name=f"teacher {out.name}",
+        tags={ROLE_TAG: "teacher", "teacher.path": str(out.resolve())},
     )
     run_id = run.info.run_id
     recipe = dict(card["recipe"])
     dataset = recipe.pop("dataset")
-    tracker.log_params(run_id, {**recipe, **{f"dataset.{k}": v for k, v in dataset.items()}, "labels": ",".join(card["labels"])})
+    tracker.log_params(
+        run_id,
+        {**recipe, **{f"dataset.{k}": v for k, v in dataset.items()}, "labels": ",".join(card["labels"])},
+    )
     tracker.log_curve(run_id, "train_loss", losses)
-    tracker.log_metrics(run_id, {"validation_accuracy": card["validation_accuracy"], "train_seconds": card["train_seconds"]})
+    tracker.log_metrics(
+        run_id, {"validation_accuracy": card["validation_accuracy"], "train_seconds": card["train_seconds"]}
+    )
     tracker.log_text(run_id, json.dumps(card, indent=2), "teacher_card.json")
     tracker.client.set_terminated(run_id, status="FINISHED")
     return run_id

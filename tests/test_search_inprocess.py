@@ -81,3 +81,17 @@ def test_nested_runs_while_a_caller_run_is_active(
     assert len(trials) == 2
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in trials)
     assert by_id[outer.info.run_id].info.status == "FINISHED"
+
+
+def test_constraints_keep_infeasible_trials_off_the_front(
+    tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "study"
+    impossible = "search.constraints={latency_ms: {max: 0.000001}}"
+    code = main([*args(tiny_space, tiny_teacher, sst2_slice, out, 2), "--set", impossible])
+    assert code == 1  # no feasible student: the front is empty
+    assert "(empty" in capsys.readouterr().out
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert study.best_trials == []
+    assert (out / "pareto.csv").read_text().startswith("trial,")

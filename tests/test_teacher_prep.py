@@ -20,7 +20,11 @@ pytestmark = pytest.mark.slow
 def class_folders(tmp_path: Path) -> Path:
     """Three classes of small documents, one file each, in the load_files layout."""
     root = tmp_path / "topics"
-    words = {"sport": "match goal team win", "tech": "chip software phone data", "politics": "vote party election"}
+    words = {
+        "sport": "match goal team win",
+        "tech": "chip software phone data",
+        "politics": "vote party election",
+    }
     for label, text in words.items():
         (root / label).mkdir(parents=True)
         for i in range(20):
@@ -55,8 +59,19 @@ def test_split_named_class_folders(class_folders: Path, tmp_path: Path) -> None:
 
 
 def teacher_cmd(base: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "autodistill", "teacher", "--base", str(base), "--dataset", str(data),
-           "--out", str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "autodistill",
+        "teacher",
+        "--base",
+        str(base),
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        *extra,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
@@ -66,11 +81,32 @@ def test_teacher_from_a_config_reloads_with_the_same_predictions(
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"model_type": "bert", "vocab_size": 30522, "hidden_size": 32,
-                                  "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}))
+    config.write_text(
+        json.dumps(
+            {
+                "model_type": "bert",
+                "vocab_size": 30522,
+                "hidden_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+            }
+        )
+    )
     out = tmp_path / "teacher"
-    done = teacher_cmd(config, sst2_slice, out, "--tokenizer", str(tiny_teacher), "--max-steps", "15",
-                       "--batch-size", "16", "--lr", "1e-3")
+    done = teacher_cmd(
+        config,
+        sst2_slice,
+        out,
+        "--tokenizer",
+        str(tiny_teacher),
+        "--max-steps",
+        "15",
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e-3",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     card = json.loads((out / "teacher_card.json").read_text())
     assert card["labels"] == ["0", "1"] and card["steps"] == 15 and card["validation_examples"] == 200
@@ -84,8 +120,19 @@ def test_teacher_from_a_config_reloads_with_the_same_predictions(
     assert torch.allclose(first, again)
 
     # the same inputs reuse the result; the MLflow store beside --out holds the run
-    reused = teacher_cmd(config, sst2_slice, out, "--tokenizer", str(tiny_teacher), "--max-steps", "15",
-                         "--batch-size", "16", "--lr", "1e-3")
+    reused = teacher_cmd(
+        config,
+        sst2_slice,
+        out,
+        "--tokenizer",
+        str(tiny_teacher),
+        "--max-steps",
+        "15",
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e-3",
+    )
     assert reused.returncode == 0 and "reusing" in reused.stdout
     from mlflow import MlflowClient
 

@@ -182,7 +182,7 @@ def _writable(directory: Path) -> bool:
 
 def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
     """Validate the space, flags, teacher and dataset; returns (space, locations, inputs, problems)."""
-    from autodistill.config import ConfigError, load_space
+    from autodistill.spacefile import ConfigError, load_space
 
     problems: list[str] = []
     if getattr(args, "trials", 1) is not None and getattr(args, "trials", 1) < 1:

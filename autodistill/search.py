@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autodistill.config import METRIC_DIRECTIONS, LoadedSpace, SpaceConfig
+from autodistill.config import METRIC_DIRECTIONS, SpaceConfig
 from autodistill.job import Job
 from autodistill.space import sample
+from autodistill.spacefile import LoadedSpace
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 

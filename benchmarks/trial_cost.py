@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from autodistill.config import load_space
 from autodistill.job import inspect_inputs, prepare_job
 from autodistill.space import StudentArch, TrialSettings
+from autodistill.spacefile import load_space
 from autodistill.tracking import Tracker
 from autodistill.trial import run_trial
 

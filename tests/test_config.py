@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autodistill.config import ConfigError, Dist, load_space
+from autodistill.config import Dist
+from autodistill.spacefile import ConfigError, load_space
 
 GOOD = """
 student:

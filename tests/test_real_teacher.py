@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from autodistill.config import load_space
 from autodistill.data import encode
 from autodistill.job import inspect_inputs
 from autodistill.measure import accuracy
+from autodistill.spacefile import load_space
 from autodistill.teacher import load_teacher
 from tests.conftest import MINILM_TEACHER, REPO, SST2
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autodistill.config import load_space
 from autodistill.space import sample
+from autodistill.spacefile import load_space
 
 SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
 

@@ -87,6 +87,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_study_flags(validate)
 
+    def study_locator(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", help="the directory a search wrote (holds optuna.db)")
+        p.add_argument("--storage", help="Optuna storage URL instead of --out, e.g. postgresql://...")
+        p.add_argument("--study", help="study name (needed when the storage holds several)")
+        p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the search used)")
+
+    report = sub.add_parser(
+        "report",
+        help="write report.html and pareto.csv for a study",
+        description="Write the Pareto report (a self-contained report.html: trade-off charts, importances, "
+        "history, sortable table of all trials) and pareto.csv into the study's directory, and log the report "
+        "on the study's parent MLflow run. `search` writes the same at its end.",
+    )
+    study_locator(report)
+    report.add_argument(
+        "--to", type=Path, help="directory for report.html and pareto.csv (default: the study's)"
+    )
+
+    export = sub.add_parser(
+        "export",
+        help="export a trial's student as a Hugging Face model directory (and ONNX)",
+        description="Write the student of TRIAL (saved at trial time for trials on the front) as a model "
+        "directory that AutoModelForSequenceClassification.from_pretrained loads: safetensors, config with "
+        "id2label, tokenizer, model card; --onnx adds model.onnx checked against torch.",
+    )
+    export.add_argument(
+        "trial", type=int, metavar="TRIAL", help="trial number, from pareto.csv or the report"
+    )
+    export.add_argument("--to", type=Path, required=True, help="directory to write the model to")
+    export.add_argument(
+        "--onnx", action="store_true", help="also write model.onnx (outputs checked within 1e-4)"
+    )
+    study_locator(export)
+
+    train = sub.add_parser(
+        "train",
+        help="distil a chosen trial's student again at full length, export and register it",
+        description="Train TRIAL's recipe (architecture, init seed, λ, T, learning rate) again at full length on "
+        "all training examples, log it under the study in MLflow, export it, and register it in the MLflow "
+        "Model Registry. Prints the accuracy before and after.",
+    )
+    train.add_argument("trial", type=int, metavar="TRIAL", help="trial number, from pareto.csv or the report")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimisation steps")
+    length.add_argument("--epochs", type=float, help="passes over all training examples (default 1)")
+    train.add_argument("--to", type=Path, help="export directory (default: OUT/exports/trial-N-full)")
+    train.add_argument("--model-name", help="registered model name (default: STUDY-student)")
+    study_locator(train)
+
     teacher = sub.add_parser(
         "teacher",
         help="fine-tune a teacher from a pretrained checkpoint or a config",
@@ -253,7 +302,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if len(result.front)
         else "  (empty: no trial completed)"
     )
-    print(f"\nfront written to {result.csv_path}")
+    print(f"\nfront written to {result.csv_path}; report: {result.csv_path.with_name('report.html')}")
     tracking = loc.tracking_uri
     print(f"browse the runs:  mlflow ui --backend-store-uri {redact(tracking)} --host 127.0.0.1")
     return 0 if len(result.front) else 1
@@ -367,9 +416,108 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_study(args: argparse.Namespace) -> Any:
+    from autodistill.studies import open_existing
+
+    _quiet_libraries()
+    return open_existing(args.out, args.storage, args.study)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from autodistill.studies import StudyError, study_dir, tracking_uri
+
+    try:
+        study = _open_study(args)
+        uri = tracking_uri(study, args.tracking_uri, args.out)
+    except StudyError as exc:
+        return _fail([str(exc)])
+    from autodistill.pareto import front_frame
+    from autodistill.report import console_table, write_csv
+    from autodistill.report_html import write_html_report
+    from autodistill.tracking import Tracker
+
+    to = args.to or study_dir(study, args.out)
+    reference = study.user_attrs.get("teacher_reference") or {}
+    front = front_frame(study)
+    csv_path = write_csv(front, to / "pareto.csv")
+    html_path = write_html_report(study, reference, to / "report.html")
+    parent = study.user_attrs.get("mlflow_parent_run_id")
+    if parent:
+        Tracker(uri, study.study_name).log_artifact(parent, html_path)
+    print(console_table(front, reference) if len(front) else "(empty front)")
+    print(f"\nreport: {html_path}\nfront:  {csv_path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autodistill.studies import StudyError, completed_trial
+
+    if not _writable(args.to):
+        return _fail([f"--to {args.to}: cannot write there; choose a writable directory"])
+    try:
+        study = _open_study(args)
+        trial = completed_trial(study, args.trial)
+        from autodistill.export import export_trial
+
+        result = export_trial(study, trial, args.to, args.onnx)
+    except StudyError as exc:
+        return _fail([str(exc)])
+    print(f"exported trial {args.trial} to {result['path']}")
+    if "onnx_max_abs_diff" in result:
+        print(f"model.onnx: largest logit gap to torch {result['onnx_max_abs_diff']:.1e}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from autodistill.studies import StudyError, completed_trial, study_dir, tracking_uri
+
+    for flag, value in (("--steps", args.steps), ("--epochs", args.epochs)):
+        if value is not None and value <= 0:
+            return _fail([f"{flag} {value}: must be positive"])
+    try:
+        study = _open_study(args)
+        trial = completed_trial(study, args.trial)
+        uri = tracking_uri(study, args.tracking_uri, args.out)
+    except StudyError as exc:
+        return _fail([str(exc)])
+    from tqdm.auto import tqdm
+
+    from autodistill.retrain import train_full_length
+
+    to = args.to or study_dir(study, args.out) / "exports" / f"trial-{trial.number}-full"
+    if not _writable(to):
+        return _fail([f"--to {to}: cannot write there; choose a writable directory"])
+    name = args.model_name or f"{study.study_name}-student"
+    with tqdm(desc=f"trial {trial.number} full length", unit="step", disable=None) as bar:
+        result = train_full_length(
+            study,
+            trial,
+            args.steps,
+            args.epochs,
+            to,
+            name,
+            uri,
+            lambda m: print(m, flush=True),
+            lambda step, loss: bar.update(1),
+        )
+    print(
+        f"trial {trial.number}: accuracy {result.before:.4f} after the search's short run → {result.after:.4f} "
+        f"after {result.steps} steps\nexported to {result.export['path']}\n"
+        f"registered as '{result.model_name}' version {result.model_version} (MLflow run {result.run_id})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"search": cmd_search, "validate": cmd_validate, "teacher": cmd_teacher}
+    commands = {
+        "search": cmd_search,
+        "validate": cmd_validate,
+        "teacher": cmd_teacher,
+        "report": cmd_report,
+        "export": cmd_export,
+        "train": cmd_train,
+    }
     return commands[args.command](args)
 
 

@@ -5,6 +5,7 @@ Renderers (console table, CSV, later HTML) draw what this module returns and com
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -49,3 +50,38 @@ def trials_frame(study: Any) -> pd.DataFrame:
     if not frame.empty:
         frame["on_front"] = frame["trial"].isin(front)
     return frame
+
+
+def importances(study: Any) -> dict[str, dict[str, float]]:
+    """Per objective, how much each searched parameter mattered (Optuna's default importance evaluator).
+
+    Empty for an objective when there are too few completed trials or nothing varied.
+    """
+    import optuna
+    from optuna.study import StudyDirection
+
+    objectives = study.user_attrs.get("objectives") or [
+        f"objective {i}" for i in range(len(study.directions))
+    ]
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    result: dict[str, dict[str, float]] = {}
+    for i, (name, direction) in enumerate(zip(objectives, study.directions, strict=True)):
+        # The evaluator scores parameters for reaching *low* values: flip objectives we maximise.
+        sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
+        try:
+            if len(complete) < 2:
+                raise ValueError("fewer than two completed trials")
+            with warnings.catch_warnings():  # it warns that it ranks for low values: we flipped the sign
+                warnings.simplefilter("ignore", UserWarning)
+                scores = optuna.importance.get_param_importances(study, target=_objective_target(i, sign))
+        except (ValueError, RuntimeError):
+            scores = {}
+        result[name] = dict(scores)
+    return result
+
+
+def _objective_target(index: int, sign: float) -> Any:
+    def target(trial: Any) -> float:
+        return float(sign * trial.values[index])
+
+    return target

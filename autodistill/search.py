@@ -20,6 +20,7 @@ from autodistill.space import sample
 from autodistill.spacefile import LoadedSpace
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+FRONT_TAG = "autodistill.on_front"
 
 
 class SearchError(Exception):
@@ -117,8 +118,12 @@ def constraint_values(space: SpaceConfig, metrics: dict[str, float]) -> dict[str
     return values
 
 
-def make_objective(job: Job, tracker: Any, log: Callable[[str], None]) -> Callable[[Any], tuple[float, ...]]:
-    """The function Optuna calls per trial: sample → run → record in Optuna and MLflow → objectives."""
+def make_objective(job: Job, tracker: Any, students_dir: Path) -> Callable[[Any], tuple[float, ...]]:
+    """The function Optuna calls per trial: sample → run → record in Optuna and MLflow → objectives.
+
+    Each completed trial's student is saved under ``students_dir``; ``keep_front_students`` later
+    deletes those that fall off the front, so export never retrains and the disk holds only the front.
+    """
     from tqdm.auto import tqdm
 
     from autodistill.trial import run_trial
@@ -153,6 +158,9 @@ def make_objective(job: Job, tracker: Any, log: Callable[[str], None]) -> Callab
                     on_step,
                 )
             start = time.perf_counter()
+            student_dir = students_dir / f"trial-{trial.number}"
+            outcome.student.save_pretrained(student_dir, safe_serialization=True)
+            trial.set_user_attr("student_dir", str(student_dir.resolve()))
             for key, value in constraint_values(space, outcome.metrics).items():
                 trial.set_constraint(key, value)
             trial.set_user_attr("metrics", outcome.metrics)
@@ -174,6 +182,38 @@ def make_objective(job: Job, tracker: Any, log: Callable[[str], None]) -> Callab
         return tuple(outcome.metrics[o] for o in space.search.objectives)
 
     return objective
+
+
+def keep_front_students(study: Any) -> None:
+    """Delete saved students that are off the front: a dominated trial never returns to it."""
+    import shutil
+
+    from optuna.trial import TrialState
+
+    front = {t.number for t in study.best_trials}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        path = trial.user_attrs.get("student_dir")
+        if path and trial.number not in front and Path(path).exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class FrontTags:
+    """Keeps the ``autodistill.on_front`` tag of every trial's MLflow run in step with the front."""
+
+    def __init__(self, tracker: Any):
+        self.tracker = tracker
+        self.known: dict[str, bool] = {}
+
+    def __call__(self, study: Any, _trial: Any = None) -> None:
+        from optuna.trial import TrialState
+
+        front = {t.number for t in study.best_trials}
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            run_id = trial.user_attrs.get("mlflow_run_id")
+            on_front = trial.number in front
+            if run_id and self.known.get(run_id) != on_front:
+                self.tracker.set_tag(run_id, FRONT_TAG, "true" if on_front else "false")
+                self.known[run_id] = on_front
 
 
 def progress_line(trial: Any, done: int, total: int) -> str:
@@ -216,26 +256,32 @@ def run_search(
     from autodistill.job import prepare_job
     from autodistill.pareto import front_frame
     from autodistill.report import write_csv
+    from autodistill.report_html import write_html_report
     from autodistill.tracking import Tracker
 
     space = loaded.config
     study = open_study(loc, space, seed)
     tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
     parent = tracker.start_study({"teacher": str(space.teacher), "dataset": str(space.dataset.path)})
-    study.set_user_attr("mlflow_parent_run_id", parent)
+    _record_study(study, loaded, loc, parent)
+    front_tags = FrontTags(tracker)
     try:
         job = prepare_job(space, inputs, loc.cache_dir, log)
+        study.set_user_attr("teacher_reference", job.reference)
         _log_study_inputs(tracker, parent, loaded, loc, job, seed)
-        _optimize(study, job, tracker, trials, timeout, log)
+        _optimize(study, job, tracker, loc, trials, timeout, log, [front_tags])
     except KeyboardInterrupt:
         tracker.end_study("KILLED")
         raise
     except BaseException:
         tracker.end_study("FAILED")
         raise
+    front_tags(study)
     front = front_frame(study)
     csv_path = write_csv(front, loc.out / "pareto.csv")
     tracker.log_artifact(parent, csv_path)
+    html_path = write_html_report(study, job.reference, loc.out / "report.html")
+    tracker.log_artifact(parent, html_path)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     tracker.log_metrics(parent, {"trials_complete": len(complete), "front_size": len(front)})
     tracker.end_study("FINISHED")
@@ -245,7 +291,14 @@ def run_search(
 
 
 def _optimize(
-    study: Any, job: Job, tracker: Any, trials: int, timeout: float | None, log: Callable[[str], None]
+    study: Any,
+    job: Job,
+    tracker: Any,
+    loc: Locations,
+    trials: int,
+    timeout: float | None,
+    log: Callable[[str], None],
+    callbacks: list[Any],
 ) -> None:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
@@ -263,13 +316,26 @@ def _optimize(
     def report_trial(study: Any, trial: Any) -> None:
         finished = len(study.get_trials(deepcopy=False, states=finished_states))
         log(progress_line(trial, finished, trials))
+        keep_front_students(study)
 
     study.optimize(
-        make_objective(job, tracker, log),
+        make_objective(job, tracker, loc.out / "students"),
         n_trials=remaining,
         timeout=timeout,
         catch=(Exception,),
-        callbacks=[report_trial, MaxTrialsCallback(trials, states=finished_states)],
+        callbacks=[report_trial, *callbacks, MaxTrialsCallback(trials, states=finished_states)],
+    )
+
+
+def _record_study(study: Any, loaded: LoadedSpace, loc: Locations, parent_run_id: str) -> None:
+    """What later commands (report, export, train) need to find this study's pieces again."""
+    study.set_user_attr("mlflow_parent_run_id", parent_run_id)
+    study.set_user_attr("space", loaded.config.model_dump(mode="json", by_alias=True))
+    study.set_user_attr("space_file", str(loaded.path))
+    study.set_user_attr("out", str(loc.out.resolve()))
+    # A URL with a password is not stored: later commands then ask for --tracking-uri.
+    study.set_user_attr(
+        "tracking_uri", loc.tracking_uri if redact(loc.tracking_uri) == loc.tracking_uri else None
     )
 
 

@@ -60,6 +60,8 @@ def test_three_trials_then_resume(
         "mlflow.db",
         "optuna.db",
         "pareto.csv",
+        "report.html",
+        "students",
     ]
 
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'optuna.db'}")

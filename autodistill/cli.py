@@ -8,15 +8,15 @@ ends with one line per problem, exit code 2, no traceback, and nothing written.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from autodistill import __version__
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+from autodistill.cli_choose import cmd_export, cmd_report, cmd_train
+from autodistill.cli_common import EXIT_INTERRUPTED, fail, quiet_libraries
+from autodistill.cli_teacher import cmd_teacher
+from autodistill.locations import writable
 
 
 def _add_study_flags(p: argparse.ArgumentParser) -> None:
@@ -47,6 +47,16 @@ def _add_study_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--study", help="study name, also the MLflow experiment name (default: the space file's name)"
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let transformers run the teacher repository's own code (off by default: it is arbitrary code)",
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load a teacher whose weights are pickle files (off by default: safetensors only; pickle can run code)",
     )
 
 
@@ -186,49 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(problems: list[str]) -> int:
-    for problem in problems:
-        print(f"autodistill: error: {problem}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
-def _quiet_libraries() -> None:
-    """Our own progress lines replace the libraries' per-step logs and progress bars."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    import datasets
-    import mlflow  # noqa: F401  (configures its loggers on import; we lower them after)
-    import optuna
-    import transformers
-
-    for name in ("mlflow", "alembic", "datasets", "huggingface_hub", "optuna"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    transformers.utils.logging.disable_progress_bar()
-    datasets.utils.logging.disable_progress_bar()
-
-
-def _writable(directory: Path) -> bool:
-    """Whether ``directory`` exists writable, or could be created: checked without creating anything."""
-    import tempfile
-
-    for parent in [directory.resolve(), *directory.resolve().parents]:
-        if parent.exists():
-            if not parent.is_dir():
-                return False
-            try:  # a real probe: permission bits say nothing for root or on a read-only mount
-                with tempfile.TemporaryFile(dir=parent):
-                    return True
-            except OSError:
-                return False
-    return False
-
-
 def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
     """Validate the space, flags, teacher and dataset; returns (space, locations, inputs, problems)."""
     from autodistill.spacefile import ConfigError, load_space
@@ -240,16 +207,22 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
         problems.append(f"--timeout {args.timeout}: must be a positive number of seconds")
     try:
         # --seed is a shorthand for --set train.seed=N, which also seeds the sampler
-        seed = [f"train.seed={args.seed}"] if getattr(args, "seed", None) is not None else []
-        loaded = load_space(args.space, [*args.overrides, *seed], teacher=args.teacher, dataset=args.dataset)
+        flags = [f"train.seed={args.seed}"] if getattr(args, "seed", None) is not None else []
+        flags += ["trust_remote_code=true"] if args.trust_remote_code else []
+        flags += ["allow_pickle=true"] if args.allow_pickle else []
+        loaded = load_space(args.space, [*args.overrides, *flags], teacher=args.teacher, dataset=args.dataset)
     except ConfigError as exc:
         return None, None, None, problems + exc.problems
-    from autodistill.search import resolve_locations
+    from autodistill.locations import check_database, check_tracking, resolve_locations
 
     loc = resolve_locations(args.space, args.out, args.storage, args.tracking_uri, args.study)
-    if not _writable(loc.out):
+    if not writable(loc.out):
         problems.append(f"--out {loc.out}: cannot write there; choose a writable directory")
-    _quiet_libraries()
+    else:  # connecting writes nothing, so validate checks the stores too
+        problems += [
+            p for p in (check_database("--storage", loc.storage), check_tracking(loc.tracking_uri)) if p
+        ]
+    quiet_libraries()
     from autodistill.job import inspect_inputs
 
     inputs, input_problems = inspect_inputs(loaded.config)
@@ -259,7 +232,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
 def cmd_validate(args: argparse.Namespace) -> int:
     loaded, loc, inputs, problems = _check(args)
     if problems:
-        return _fail(problems)
+        return fail(problems)
     data = inputs.data
     print(f"{args.space}: OK")
     print(f"  teacher  {loaded.config.teacher} ({inputs.teacher.num_labels} labels)")
@@ -275,9 +248,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     loaded, loc, inputs, problems = _check(args)
     if problems:
-        return _fail(problems)
+        return fail(problems)
+    from autodistill.locations import redact
     from autodistill.report import console_table
-    from autodistill.search import SearchError, redact, run_search
+    from autodistill.search import SearchError, run_search
 
     seed = loaded.config.train.seed
     print(
@@ -289,7 +263,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             loaded, inputs, loc, args.trials, args.timeout, seed, lambda m: print(m, flush=True)
         )
     except SearchError as exc:
-        return _fail([str(exc)])
+        return fail([str(exc)])
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are saved; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -306,206 +280,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     tracking = loc.tracking_uri
     print(f"browse the runs:  mlflow ui --backend-store-uri {redact(tracking)} --host 127.0.0.1")
     return 0 if len(result.front) else 1
-
-
-def _teacher_recipe(args: argparse.Namespace) -> tuple[Any, list[str]]:
-    from pydantic import ValidationError
-
-    from autodistill.config import DatasetSpec
-    from autodistill.teacher_prep import TeacherRecipe
-
-    problems = []
-    for flag, value in (
-        ("--epochs", args.epochs),
-        ("--batch-size", args.batch_size),
-        ("--lr", args.lr),
-        ("--max-length", args.max_length),
-        ("--max-steps", args.max_steps),
-    ):
-        if value is not None and value <= 0:
-            problems.append(f"{flag} {value}: must be positive")
-    base = Path(args.base)
-    if args.base.endswith(".json"):
-        if not base.is_file():
-            problems.append(f"--base {args.base}: no such config file")
-        if not args.tokenizer:
-            problems.append(
-                f"--base {args.base}: a model built from a config needs --tokenizer DIR_OR_HUB_ID"
-            )
-    elif (base.exists() or args.base.startswith((".", "/", "~"))) and not (base / "config.json").is_file():
-        problems.append(
-            f"--base {args.base}: not a checkpoint directory (no config.json); give a directory or hub id"
-        )
-    if not _writable(args.out):
-        problems.append(f"--out {args.out}: cannot write there; choose a writable directory")
-    try:
-        spec = DatasetSpec(
-            path=args.dataset,
-            text_column=args.text_column,
-            label_column=args.label_column,
-            validation_split=args.validation_split,
-            holdout_fraction=args.holdout_fraction,
-            split_seed=args.split_seed,
-        )
-    except ValidationError:
-        return None, [*problems, f"--holdout-fraction {args.holdout_fraction}: must be between 0 and 1"]
-    recipe = TeacherRecipe(
-        base=args.base,
-        dataset=spec,
-        tokenizer=args.tokenizer,
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        max_length=args.max_length,
-        seed=args.seed,
-    )
-    return recipe, problems
-
-
-def cmd_teacher(args: argparse.Namespace) -> int:
-    recipe, problems = _teacher_recipe(args)
-    if problems:
-        return _fail(problems)
-    _quiet_libraries()
-    from autodistill.data import DataError, discover_labels, load_text_data
-
-    try:
-        labels = discover_labels(recipe.dataset)
-        label2id = {name: i for i, name in enumerate(labels)}
-        data = load_text_data(recipe.dataset, len(labels), label2id, 10**12)
-    except DataError as exc:
-        return _fail([str(exc)])
-    if len(labels) < 2:
-        return _fail([f"--dataset {args.dataset}: a classifier needs at least two classes, found {labels}"])
-    from tqdm.auto import tqdm
-
-    from autodistill.teacher_prep import existing_card, recipe_key, train_teacher
-    from autodistill.tracking import log_teacher_run
-
-    key = recipe_key(recipe, data.fingerprint)
-    card = existing_card(args.out, key)
-    if card is not None:
-        print(
-            f"teacher: reusing {args.out} (same inputs; validation accuracy {card['validation_accuracy']:.4f})"
-        )
-        return 0
-    tracking = args.tracking_uri or f"sqlite:///{args.out.resolve().parent / 'mlflow.db'}"
-    with tqdm(desc="fine-tuning", unit="step", disable=None) as bar:
-
-        def on_step(step: int, loss: float) -> None:
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss:.3f}")
-
-        try:
-            card, losses = train_teacher(
-                recipe, labels, data, args.out, key, lambda m: print(m, flush=True), on_step
-            )
-        except KeyboardInterrupt:
-            print("\ninterrupted: nothing was written; rerun the same command", file=sys.stderr)
-            return EXIT_INTERRUPTED
-    from autodistill.search import redact
-
-    run_id = log_teacher_run(tracking, card, losses, args.out)
-    print(
-        f"teacher: {args.out} — validation accuracy {card['validation_accuracy']:.4f} on "
-        f"{card['validation_examples']} examples ({card['validation_source']}), {card['steps']} steps in "
-        f"{card['train_seconds']:.0f} s; MLflow run {run_id} in {redact(tracking)}"
-    )
-    return 0
-
-
-def _open_study(args: argparse.Namespace) -> Any:
-    from autodistill.studies import open_existing
-
-    _quiet_libraries()
-    return open_existing(args.out, args.storage, args.study)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from autodistill.studies import StudyError, study_dir, tracking_uri
-
-    try:
-        study = _open_study(args)
-        uri = tracking_uri(study, args.tracking_uri, args.out)
-    except StudyError as exc:
-        return _fail([str(exc)])
-    from autodistill.pareto import front_frame
-    from autodistill.report import console_table, write_csv
-    from autodistill.report_html import write_html_report
-    from autodistill.tracking import Tracker
-
-    to = args.to or study_dir(study, args.out)
-    reference = study.user_attrs.get("teacher_reference") or {}
-    front = front_frame(study)
-    csv_path = write_csv(front, to / "pareto.csv")
-    html_path = write_html_report(study, reference, to / "report.html")
-    parent = study.user_attrs.get("mlflow_parent_run_id")
-    if parent:
-        Tracker(uri, study.study_name).log_artifact(parent, html_path)
-    print(console_table(front, reference) if len(front) else "(empty front)")
-    print(f"\nreport: {html_path}\nfront:  {csv_path}")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from autodistill.studies import StudyError, completed_trial
-
-    if not _writable(args.to):
-        return _fail([f"--to {args.to}: cannot write there; choose a writable directory"])
-    try:
-        study = _open_study(args)
-        trial = completed_trial(study, args.trial)
-        from autodistill.export import export_trial
-
-        result = export_trial(study, trial, args.to, args.onnx)
-    except StudyError as exc:
-        return _fail([str(exc)])
-    print(f"exported trial {args.trial} to {result['path']}")
-    if "onnx_max_abs_diff" in result:
-        print(f"model.onnx: largest logit gap to torch {result['onnx_max_abs_diff']:.1e}")
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from autodistill.studies import StudyError, completed_trial, study_dir, tracking_uri
-
-    for flag, value in (("--steps", args.steps), ("--epochs", args.epochs)):
-        if value is not None and value <= 0:
-            return _fail([f"{flag} {value}: must be positive"])
-    try:
-        study = _open_study(args)
-        trial = completed_trial(study, args.trial)
-        uri = tracking_uri(study, args.tracking_uri, args.out)
-    except StudyError as exc:
-        return _fail([str(exc)])
-    from tqdm.auto import tqdm
-
-    from autodistill.retrain import train_full_length
-
-    to = args.to or study_dir(study, args.out) / "exports" / f"trial-{trial.number}-full"
-    if not _writable(to):
-        return _fail([f"--to {to}: cannot write there; choose a writable directory"])
-    name = args.model_name or f"{study.study_name}-student"
-    with tqdm(desc=f"trial {trial.number} full length", unit="step", disable=None) as bar:
-        result = train_full_length(
-            study,
-            trial,
-            args.steps,
-            args.epochs,
-            to,
-            name,
-            uri,
-            lambda m: print(m, flush=True),
-            lambda step, loss: bar.update(1),
-        )
-    print(
-        f"trial {trial.number}: accuracy {result.before:.4f} after the search's short run → {result.after:.4f} "
-        f"after {result.steps} steps\nexported to {result.export['path']}\n"
-        f"registered as '{result.model_name}' version {result.model_version} (MLflow run {result.run_id})"
-    )
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,7 +47,10 @@ class Dist(BaseModel):
 
     @model_validator(mode="after")
     def _check_with_optuna(self) -> Dist:
-        self.to_optuna()  # Optuna's distributions raise ValueError on low > high, log with low <= 0, ...
+        try:  # Optuna's distributions raise ValueError on low > high, log with low <= 0, ...
+            self.to_optuna()
+        except (OverflowError, TypeError) as exc:  # e.g. high: .inf, or a choice of an unusable type
+            raise ValueError(f"not a usable distribution ({exc})") from None
         return self
 
     def to_optuna(self) -> Any:
@@ -113,6 +116,7 @@ class DatasetSpec(BaseModel):
     holdout_fraction: float = Field(0.1, gt=0, lt=1, description="seeded holdout when no validation split")
     split_seed: int = Field(
         0,
+        ge=0,
         description="seeds the holdout and the train subset; the same as the teacher's, so it never saw them",
     )
     max_train_examples: int | None = Field(
@@ -143,7 +147,11 @@ class StudentSpec(BaseModel):
     @classmethod
     def _width_fits_heads(cls, v: Dist | int, info: ValidationInfo) -> Dist | int:
         head_size = info.data.get("head_size", 64)
-        for width in _possible_ints(v):
+        try:
+            widths = _possible_ints(v)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError("widths must be whole numbers") from None
+        for width in widths:
             if width <= 0 or width % head_size:
                 raise ValueError(
                     f"width {width} is not a positive multiple of head_size {head_size}; "
@@ -229,6 +237,9 @@ class SearchSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sampler: Literal["tpe", "nsga2", "random", "gp"] = "tpe"
+    heartbeat_seconds: int = Field(
+        30, gt=0, description="trial heartbeat; a trial silent for twice this long is failed and retried once"
+    )
     objectives: list[MetricName] = ["accuracy", "latency_ms", "size_mb"]  # pydantic copies defaults
     constraints: dict[MetricName, Bound] = Field(default_factory=dict)
 
@@ -246,6 +257,12 @@ class SpaceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     teacher: str | None = Field(None, description="local save_pretrained directory or hub id")
+    trust_remote_code: bool = Field(
+        False, description="run the teacher repository's own Python code (off: safe)"
+    )
+    allow_pickle: bool = Field(
+        False, description="load pickle weights (pytorch_model.bin); off: safetensors only"
+    )
     dataset: DatasetSpec = DatasetSpec()
     student: StudentSpec
     distill: DistillSpec

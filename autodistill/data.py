@@ -142,6 +142,14 @@ def pick_column(columns: list[str], named: str | None, candidates: tuple[str, ..
 
 def label_ids(values: list[Any], num_labels: int, label2id: dict[str, int], column: str) -> list[int]:
     """Labels as class ids in ``[0, num_labels)``; string labels are mapped with the teacher's label2id."""
+    missing = [i for i, v in enumerate(values) if v is None or (isinstance(v, float) and v != v)]
+    if missing:
+        raise DataError(
+            f"dataset column '{column}': {len(missing)} examples have no label (first at row {missing[0]}); "
+            "fill or drop them"
+        )
+    if any(isinstance(v, str) for v in values) and not all(isinstance(v, str) for v in values):
+        raise DataError(f"dataset column '{column}': labels mix names and numbers; use one kind")
     if values and isinstance(values[0], str):
         unknown = sorted({v for v in values if v not in label2id})
         if unknown:
@@ -150,7 +158,9 @@ def label_ids(values: list[Any], num_labels: int, label2id: dict[str, int], colu
                 f"{sorted(label2id)}"
             )
         return [label2id[v] for v in values]
-    bad = sorted({int(v) for v in values if v is None or not 0 <= int(v) < num_labels})
+    if not all(float(v).is_integer() for v in values):
+        raise DataError(f"dataset column '{column}': labels must be class ids (whole numbers) or class names")
+    bad = sorted({int(v) for v in values if not 0 <= int(v) < num_labels})
     if bad:
         raise DataError(
             f"dataset column '{column}': labels {bad[:5]} are outside the teacher's {num_labels} classes "
@@ -201,7 +211,10 @@ def load_text_data(
             if col not in val_rows.column_names:
                 raise DataError(f"dataset: split '{val_name}' has no column '{col}'")
     if spec.max_eval_examples and len(val_rows) > spec.max_eval_examples:
-        val_rows = val_rows.select(range(spec.max_eval_examples))
+        # a seeded subset, not the first rows: a split sorted by class would otherwise lose classes
+        val_rows = val_rows.select(
+            np.random.default_rng(spec.split_seed).permutation(len(val_rows))[: spec.max_eval_examples]
+        )
     train_rows = train.select(order[:train_examples])
 
     def split(rows: Any) -> Split:
@@ -259,7 +272,7 @@ def encode(split: Split, tokenizer: Any, max_length: int, cache_dir: Path | None
     import torch
 
     key = hashlib.sha256(
-        json.dumps([split.texts, tokenizer.name_or_path, len(tokenizer), max_length]).encode()
+        json.dumps([split.texts, split.labels, tokenizer.name_or_path, len(tokenizer), max_length]).encode()
     ).hexdigest()[:16]
     path = cache_dir / f"tokens-{key}.pt" if cache_dir else None
     cached = load_torch(path) if path else None

@@ -15,6 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from autodistill.locations import replaceable
+
 ONNX_TOLERANCE = 1e-4
 
 
@@ -105,6 +107,11 @@ def write_export(
             )
         result["onnx_max_abs_diff"] = gap
     (tmp / "autodistill.json").write_text(json.dumps({**facts, **result}, indent=2, default=str))
+    if not replaceable(to, "autodistill.json"):  # checked before compute too; never delete the user's files
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(
+            f"{to} holds files that are not an autodistill export; choose an empty or new directory"
+        )
     if to.exists():
         shutil.rmtree(to)
     tmp.rename(to)

@@ -36,7 +36,7 @@ def inspect_inputs(space: SpaceConfig) -> tuple[Inputs | None, list[str]]:
     problems: list[str] = []
     teacher: TeacherInfo | None = None
     try:
-        teacher = inspect_teacher(space.teacher)
+        teacher = inspect_teacher(space.teacher, space.trust_remote_code, space.allow_pickle)
         arch_fields(teacher.config)
     except (TeacherError, StudentBuildError) as exc:
         problems.append(str(exc))
@@ -49,9 +49,34 @@ def inspect_inputs(space: SpaceConfig) -> tuple[Inputs | None, list[str]]:
         data = load_text_data(space.dataset, num_labels, label2id, space.train_examples())
     except DataError as exc:
         problems.append(str(exc))
+    if data is not None and space.teacher:
+        problems += _holdout_leaks(space, data)
     if problems or teacher is None or data is None:
         return None, problems
     return Inputs(teacher=teacher, data=data), []
+
+
+def _holdout_leaks(space: SpaceConfig, data: TextData) -> list[str]:
+    """A teacher from `autodistill teacher` must not have trained on the search's validation holdout."""
+    card_path = Path(str(space.teacher)) / "teacher_card.json"
+    if not card_path.is_file() or not data.validation_source.startswith("holdout"):
+        return []
+    taught = json.loads(card_path.read_text()).get("recipe", {}).get("dataset", {})
+    same_data = (
+        taught.get("path") and Path(taught["path"]).resolve() == Path(str(space.dataset.path)).resolve()
+    )
+    if not same_data:
+        return []
+    fraction, seed = taught.get("holdout_fraction"), taught.get("split_seed", 0)
+    if seed != space.dataset.split_seed or (
+        fraction is not None and space.dataset.holdout_fraction > fraction
+    ):
+        return [
+            f"dataset.holdout_fraction/split_seed: the teacher held out {fraction} with split_seed {seed}, so it "
+            f"trained on part of this holdout ({space.dataset.holdout_fraction}, seed {space.dataset.split_seed}); "
+            f"set dataset.holdout_fraction ≤ {fraction} and dataset.split_seed: {seed}"
+        ]
+    return []
 
 
 def _students_fit(space: SpaceConfig, teacher: TeacherInfo) -> list[str]:
@@ -98,7 +123,7 @@ def prepare_job(space: SpaceConfig, inputs: Inputs, cache_dir: Path, log: Callab
 
     device = default_device()
     assert space.teacher is not None  # inspect_inputs checked it
-    teacher, tokenizer = load_teacher(space.teacher)
+    teacher, tokenizer = load_teacher(space.teacher, space.trust_remote_code, space.allow_pickle)
     max_length = space.train.max_length
     train = encode(inputs.data.train, tokenizer, max_length, cache_dir)
     validation = encode(inputs.data.validation, tokenizer, max_length, cache_dir)

@@ -14,7 +14,17 @@ import pandas as pd
 
 from autodistill.pareto import importances, trials_frame
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "dashboards" / "report.html"
+
+def _template() -> str:
+    """The page template: dashboards/report.html in a checkout, autodistill.dashboards when installed."""
+    beside = Path(__file__).resolve().parents[1] / "dashboards" / "report.html"
+    if beside.is_file():
+        return beside.read_text(encoding="utf-8")
+    from importlib.resources import files
+
+    return files("autodistill.dashboards").joinpath("report.html").read_text(encoding="utf-8")
+
+
 HOVER_FIELDS = [
     "trial",
     "depth",
@@ -164,7 +174,7 @@ def render(study: Any, reference: dict[str, Any]) -> str:
         f"latency {reference.get('latency_ms', float('nan')):.2f} ms, size {reference.get('size_mb', float('nan')):.1f} MB."
     )
     table = trials_table(trials)
-    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
+    return Template(_template()).substitute(
         title=html.escape(f"autodistill report — study {study.study_name}"),
         summary=html.escape(summary),
         tradeoff_figures="".join(f"<div>{d}</div>" for d in divs[:2]),

@@ -100,56 +100,60 @@ def train_full_length(
         },
     )
     run_id = run.info.run_id
-    tracker.log_params(
-        run_id,
-        {
-            **settings.as_params(),
-            "train.steps": space.train.steps,
-            "source_trial": trial.number,
-            "train_examples": len(job.train),
-        },
-    )
-    tracker.log_curve(run_id, "train_loss", outcome.losses)
-    before = float(trial.user_attrs["metrics"]["accuracy"])
-    tracker.log_metrics(run_id, {**outcome.metrics, "accuracy_before": before})
-
-    facts = {
-        "study": study.study_name,
-        "trial": trial.number,
-        "teacher": space.teacher,
-        "dataset": space.dataset.path,
-        "steps": space.train.steps,
-        "mlflow_run_id": run_id,
-    }
-    card = model_card(
-        f"autodistill student: study {study.study_name}, trial {trial.number}, full length",
-        settings.as_params(),
-        outcome.metrics,
-        facts,
-    )
-    tokenizer = AutoTokenizer.from_pretrained(str(space.teacher))
-    exported = write_export(
-        outcome.student,
-        tokenizer,
-        to,
-        card,
-        {**facts, "metrics": outcome.metrics},
-        onnx=False,
-        sequence_length=space.latency.sequence_length,
-    )
-
-    # The Model Registry holds a version whose source is this run's copy of the exported directory.
-    tracker.client.log_artifacts(run_id, str(to), "model")
-    if tracker.client.search_registered_models(filter_string=f"name = '{model_name}'") == []:
-        tracker.client.create_registered_model(
-            model_name, description=f"students of study {study.study_name}"
+    try:  # the run never stays RUNNING: an export or registry error ends it as FAILED
+        tracker.log_params(
+            run_id,
+            {
+                **settings.as_params(),
+                "train.steps": space.train.steps,
+                "source_trial": trial.number,
+                "train_examples": len(job.train),
+            },
         )
-    version = tracker.client.create_model_version(
-        model_name,
-        source=f"{tracker.client.get_run(run_id).info.artifact_uri}/model",
-        run_id=run_id,
-        tags={"study": study.study_name, "trial": str(trial.number)},
-    )
+        tracker.log_curve(run_id, "train_loss", outcome.losses)
+        before = float(trial.user_attrs["metrics"]["accuracy"])
+        tracker.log_metrics(run_id, {**outcome.metrics, "accuracy_before": before})
+
+        facts = {
+            "study": study.study_name,
+            "trial": trial.number,
+            "teacher": space.teacher,
+            "dataset": space.dataset.path,
+            "steps": space.train.steps,
+            "mlflow_run_id": run_id,
+        }
+        card = model_card(
+            f"autodistill student: study {study.study_name}, trial {trial.number}, full length",
+            settings.as_params(),
+            outcome.metrics,
+            facts,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(space.teacher))
+        exported = write_export(
+            outcome.student,
+            tokenizer,
+            to,
+            card,
+            {**facts, "metrics": outcome.metrics},
+            onnx=False,
+            sequence_length=space.latency.sequence_length,
+        )
+
+        # The Model Registry holds a version whose source is this run's copy of the exported directory.
+        tracker.client.log_artifacts(run_id, str(to), "model")
+        if tracker.client.search_registered_models(filter_string=f"name = '{model_name}'") == []:
+            tracker.client.create_registered_model(
+                model_name, description=f"students of study {study.study_name}"
+            )
+        version = tracker.client.create_model_version(
+            model_name,
+            source=f"{tracker.client.get_run(run_id).info.artifact_uri}/model",
+            run_id=run_id,
+            tags={"study": study.study_name, "trial": str(trial.number)},
+        )
+    except BaseException:
+        tracker.client.set_terminated(run_id, status="FAILED")
+        raise
     tracker.client.set_terminated(run_id, status="FINISHED")
     return FullLengthResult(
         before=before,

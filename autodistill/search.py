@@ -7,6 +7,7 @@ raises is recorded as failed with its reason, and the study goes on.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -14,51 +15,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autodistill.callbacks import (
+    FrontTags,
+    StopAtTotal,
+    close_dead_runs,
+    finished_trials,
+    keep_front_students,
+    progress_line,
+)
 from autodistill.config import METRIC_DIRECTIONS, SpaceConfig
 from autodistill.job import Job
+from autodistill.locations import Locations, redact
 from autodistill.space import sample
 from autodistill.spacefile import LoadedSpace
-
-FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
-FRONT_TAG = "autodistill.on_front"
+from autodistill.tracking import retry
 
 
 class SearchError(Exception):
     """A study that cannot be opened as asked (e.g. resumed with other objectives)."""
-
-
-@dataclass
-class Locations:
-    """Where one study lives: its directory, Optuna storage, MLflow tracking URI and caches."""
-
-    out: Path
-    storage: str
-    tracking_uri: str
-    study_name: str
-    cache_dir: Path
-    artifact_root: Path | None
-
-
-def resolve_locations(
-    space_path: Path, out: str | None, storage: str | None, tracking_uri: str | None, study_name: str | None
-) -> Locations:
-    name = study_name or space_path.stem
-    directory = Path(out) if out else Path("autodistill-runs") / name
-    absolute = directory.resolve()
-    return Locations(
-        out=directory,
-        storage=storage or f"sqlite:///{absolute / 'optuna.db'}",
-        tracking_uri=tracking_uri or f"sqlite:///{absolute / 'mlflow.db'}",
-        study_name=name,
-        cache_dir=directory / "cache",
-        # A file-backed tracking store keeps artifacts beside it; a server chooses its own.
-        artifact_root=None if tracking_uri else absolute / "mlartifacts",
-    )
-
-
-def redact(url: str) -> str:
-    """A storage or tracking URL with any password replaced, fit to print or log."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def make_sampler(name: str, seed: int) -> Any:
@@ -77,34 +51,67 @@ def make_sampler(name: str, seed: int) -> Any:
 def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
     """Create the study, or load it when it exists (resume); its objectives must not have changed."""
     import optuna
-    from optuna.storages import RDBStorage
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     objectives = list(space.search.objectives)
     directions = [METRIC_DIRECTIONS[o] for o in objectives]
     if loc.storage.startswith("sqlite:///"):
         loc.out.mkdir(parents=True, exist_ok=True)
-    storage: Any = loc.storage
-    if re.match(r"^(sqlite|postgresql|mysql)", loc.storage):
-        # The heartbeat lets a later run detect a trial whose process died and mark it failed.
-        storage = RDBStorage(loc.storage, heartbeat_interval=30, grace_period=90)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=loc.study_name,
-        directions=directions,
-        load_if_exists=True,
-        sampler=make_sampler(space.search.sampler, seed),
-    )
+
+    def create() -> Any:
+        storage: Any = loc.storage
+        if re.match(r"^(sqlite|postgresql|mysql)", loc.storage):
+            # The heartbeat lets any later run (or another worker) see that a trial's process died:
+            # the trial is marked failed, and its parameters are queued once more.
+            beat = space.search.heartbeat_seconds
+            storage = RDBStorage(
+                loc.storage,
+                heartbeat_interval=beat,
+                grace_period=2 * beat,
+                failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+            )
+        return optuna.create_study(
+            storage=storage,
+            study_name=loc.study_name,
+            directions=directions,
+            load_if_exists=True,
+            sampler=make_sampler(space.search.sampler, seed),
+        )
+
+    study = retry(create)  # workers starting together race to create the storage's tables
     stored = study.user_attrs.get("objectives")
     if stored is not None and stored != objectives:
         raise SearchError(
             f"--study {loc.study_name}: it was created with objectives {stored}, not {objectives}; "
             "use another --study name or --out directory"
         )
+    # Trials on one front must be comparable: same teacher, data, student space, recipe, measurement.
+    recipe = comparable_fingerprint(space)
+    stored_recipe = study.user_attrs.get("recipe_fingerprint")
+    if stored_recipe is not None and stored_recipe != recipe:
+        raise SearchError(
+            f"--study {loc.study_name}: it was run with another teacher, dataset, student space, training or "
+            "latency settings; their trials would not be comparable: use another --study name or --out directory"
+        )
     study.set_user_attr("objectives", objectives)
-    # A resumed study reseeds its sampler by its length, so it does not replay the first proposals.
-    if study.trials:
-        study.sampler = make_sampler(space.search.sampler, seed + len(study.trials))
+    study.set_user_attr("recipe_fingerprint", recipe)
+    # A resumed study reseeds its sampler by its length, so it does not replay its first proposals.
+    # Workers on a shared database also salt it by process, so workers that start together explore
+    # different points; a sequential run on the default local storage repeats exactly.
+    salt = 0 if loc.storage_is_local else os.getpid() * 7919
+    if study.trials or salt:
+        study.sampler = make_sampler(space.search.sampler, (seed + len(study.trials) + salt) % 2**32)
     return study
+
+
+def comparable_fingerprint(space: SpaceConfig) -> str:
+    """What makes two trials comparable: everything but the sampler/stopping choices and the seed."""
+    import hashlib
+    import json
+
+    parts = space.model_dump(mode="json", exclude={"search": {"sampler", "heartbeat_seconds", "constraints"}})
+    parts["train"].pop("seed", None)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def constraint_values(space: SpaceConfig, metrics: dict[str, float]) -> dict[str, float]:
@@ -173,64 +180,28 @@ def make_objective(job: Job, tracker: Any, students_dir: Path) -> Callable[[Any]
             trial.set_user_attr("seconds_logging", time.perf_counter() - start)
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
+            release_accelerator_memory()  # after an out-of-memory error the next trial starts clean
             trial.set_user_attr("fail_reason", reason)
             tracker.end_trial(run_id, "FAIL", reason)
             raise
-        except BaseException:  # Ctrl-C or SystemExit: close the run, let the caller report
+        except BaseException:  # Ctrl-C or SystemExit: close the run, queue the same parameters for resume
+            trial.set_user_attr("interrupted", True)
+            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
             tracker.end_trial(run_id, "FAIL", "interrupted")
             raise
-        return tuple(outcome.metrics[o] for o in space.search.objectives)
+        return tuple(outcome.metrics[o] for o in space.search.objectives)  # finite: checked in run_trial
 
     return objective
 
 
-def keep_front_students(study: Any) -> None:
-    """Delete saved students that are off the front: a dominated trial never returns to it."""
-    import shutil
+def release_accelerator_memory() -> None:
+    import gc
 
-    from optuna.trial import TrialState
+    import torch
 
-    front = {t.number for t in study.best_trials}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        path = trial.user_attrs.get("student_dir")
-        if path and trial.number not in front and Path(path).exists():
-            shutil.rmtree(path, ignore_errors=True)
-
-
-class FrontTags:
-    """Keeps the ``autodistill.on_front`` tag of every trial's MLflow run in step with the front."""
-
-    def __init__(self, tracker: Any):
-        self.tracker = tracker
-        self.known: dict[str, bool] = {}
-
-    def __call__(self, study: Any, _trial: Any = None) -> None:
-        from optuna.trial import TrialState
-
-        front = {t.number for t in study.best_trials}
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            run_id = trial.user_attrs.get("mlflow_run_id")
-            on_front = trial.number in front
-            if run_id and self.known.get(run_id) != on_front:
-                self.tracker.set_tag(run_id, FRONT_TAG, "true" if on_front else "false")
-                self.known[run_id] = on_front
-
-
-def progress_line(trial: Any, done: int, total: int) -> str:
-    s = trial.user_attrs.get("settings", {})
-    head = f"[{done}/{total}] trial {trial.number}"
-    shape = (
-        f"depth={s.get('depth')} width={s.get('width')} λ={s.get('lambda', 0):.2f} "
-        f"T={s.get('temperature', 0):.2f} lr={s.get('learning_rate', 0):.1e}"
-    )
-    if trial.state.name != "COMPLETE":
-        return f"{head} {trial.state.name}: {shape}: {trial.user_attrs.get('fail_reason', '')}"
-    m = trial.user_attrs["metrics"]
-    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    return (
-        f"{head} {shape} → accuracy {m['accuracy']:.4f}  p50 {m['latency_ms']:.2f} ms  "
-        f"{m['size_mb']:.1f} MB  ({seconds:.0f} s)"
-    )
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -270,24 +241,34 @@ def run_search(
         study.set_user_attr("teacher_reference", job.reference)
         _log_study_inputs(tracker, parent, loaded, loc, job, seed)
         _optimize(study, job, tracker, loc, trials, timeout, log, [front_tags])
+        front_tags(study)
+        front = front_frame(study)
+        csv_path = write_csv(front, loc.out / "pareto.csv")
+        tracker.log_artifact(parent, csv_path)
+        html_path = write_html_report(study, job.reference, loc.out / "report.html")
+        tracker.log_artifact(parent, html_path)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        tracker.log_metrics(parent, {"trials_complete": len(complete), "front_size": len(front)})
     except KeyboardInterrupt:
-        tracker.end_study("KILLED")
+        _end_parent(study, tracker, "KILLED")
         raise
     except BaseException:
-        tracker.end_study("FAILED")
+        _end_parent(study, tracker, "FAILED")
         raise
-    front_tags(study)
-    front = front_frame(study)
-    csv_path = write_csv(front, loc.out / "pareto.csv")
-    tracker.log_artifact(parent, csv_path)
-    html_path = write_html_report(study, job.reference, loc.out / "report.html")
-    tracker.log_artifact(parent, html_path)
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    tracker.log_metrics(parent, {"trials_complete": len(complete), "front_size": len(front)})
-    tracker.end_study("FINISHED")
+    _end_parent(study, tracker, "FINISHED")
     if not complete:
         log("no trial completed: every trial failed; see the reasons above or in MLflow (tag fail_reason)")
+    elif front.empty:
+        log("no trial met the constraints, so the front is empty; see search.constraints")
     return SearchResult(study=study, front=front, reference=job.reference, csv_path=csv_path)
+
+
+def _end_parent(study: Any, tracker: Any, status: str) -> None:
+    """End the study's parent run, unless another worker is still running trials of this study."""
+    from optuna.trial import TrialState
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        tracker.end_study(status)
 
 
 def _optimize(
@@ -300,11 +281,11 @@ def _optimize(
     log: Callable[[str], None],
     callbacks: list[Any],
 ) -> None:
-    from optuna.study import MaxTrialsCallback
-    from optuna.trial import TrialState
+    from optuna.storages import fail_stale_trials
 
-    finished_states = tuple(TrialState[s] for s in FINISHED_STATES)
-    done = len(study.get_trials(deepcopy=False, states=finished_states))
+    fail_stale_trials(study)  # a trial whose process died is failed now and its parameters queued again
+    close_dead_runs(study, tracker)
+    done = finished_trials(study)
     remaining = max(0, trials - done)
     if remaining == 0:
         log(
@@ -314,17 +295,19 @@ def _optimize(
     log(f"study '{study.study_name}': {done} finished trials, running up to {remaining} more on {job.device}")
 
     def report_trial(study: Any, trial: Any) -> None:
-        finished = len(study.get_trials(deepcopy=False, states=finished_states))
-        log(progress_line(trial, finished, trials))
+        log(progress_line(trial, finished_trials(study), trials))
         keep_front_students(study)
+        close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
 
     study.optimize(
         make_objective(job, tracker, loc.out / "students"),
         n_trials=remaining,
         timeout=timeout,
         catch=(Exception,),
-        callbacks=[report_trial, *callbacks, MaxTrialsCallback(trials, states=finished_states)],
+        callbacks=[report_trial, *callbacks, StopAtTotal(trials)],
     )
+    fail_stale_trials(study)  # a dead trial whose grace period ended while this run worked
+    close_dead_runs(study, tracker)
 
 
 def _record_study(study: Any, loaded: LoadedSpace, loc: Locations, parent_run_id: str) -> None:

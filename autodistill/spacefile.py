@@ -52,6 +52,8 @@ def load_space(
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text; save the space file as UTF-8"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the space file ({exc.strerror}); check the path"]) from None
     try:

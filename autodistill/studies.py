@@ -32,7 +32,7 @@ def open_existing(out: str | None, storage: str | None, study_name: str | None) 
     try:
         names = optuna.study.get_all_study_names(storage=storage)
     except Exception as exc:  # bad URL, unreachable server, not an Optuna database
-        from autodistill.search import redact
+        from autodistill.locations import redact
 
         raise StudyError(
             f"--storage {redact(storage)}: cannot read it ({str(exc).splitlines()[0]})"

@@ -28,11 +28,14 @@ def _looks_local(ref: str) -> bool:
     return Path(ref).exists() or ref.startswith((".", "/", "~"))
 
 
-def inspect_teacher(ref: str | None, trust_remote_code: bool = False) -> TeacherInfo:
-    """Read the teacher's config and check that it is a sequence classifier.
+def inspect_teacher(
+    ref: str | None, trust_remote_code: bool = False, allow_pickle: bool = False
+) -> TeacherInfo:
+    """Read the teacher's config and check that it is a sequence classifier with loadable weights.
 
     Raises:
-        TeacherError: no teacher given, path missing, no config, or not a sequence classifier.
+        TeacherError: no teacher given, path missing, no config, not a sequence classifier, or weights
+            only in pickle form (which can run code when loaded) without ``allow_pickle``.
     """
     from transformers import AutoConfig
 
@@ -55,16 +58,30 @@ def inspect_teacher(ref: str | None, trust_remote_code: bool = False) -> Teacher
             f"--teacher {ref}: it is a {', '.join(architectures)}, not a sequence classifier; "
             "fine-tune a *ForSequenceClassification model first"
         )
+    if Path(ref).is_dir() and not allow_pickle and not any(Path(ref).glob("*.safetensors")):
+        raise TeacherError(
+            f"--teacher {ref}: no safetensors weights, only pickle files, which can run code when loaded; "
+            "re-save it with save_pretrained(safe_serialization=True) or pass --allow-pickle if you trust it"
+        )
+    try:
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TeacherError(
+            f"--teacher {ref}: cannot load its tokenizer ({first}); save the tokenizer beside the model"
+        ) from None
     label2id = {str(k): int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
     return TeacherInfo(config=config, num_labels=int(config.num_labels), label2id=label2id)
 
 
-def load_teacher(ref: str, trust_remote_code: bool = False) -> tuple[Any, Any]:
-    """The teacher model (safetensors weights only) and its tokenizer."""
+def load_teacher(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> tuple[Any, Any]:
+    """The teacher model (safetensors weights only, unless ``allow_pickle``) and its tokenizer."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(
-        ref, use_safetensors=True, trust_remote_code=trust_remote_code
+        ref, use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code
     )
     tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code)
     return model.eval(), tokenizer

@@ -19,6 +19,7 @@ from typing import Any
 
 from autodistill import __version__
 from autodistill.config import DatasetSpec
+from autodistill.locations import replaceable
 
 CARD = "teacher_card.json"
 
@@ -66,17 +67,16 @@ def existing_card(out: Path, key: str) -> dict[str, Any] | None:
 
 
 def _base_model(recipe: TeacherRecipe, labels: list[str]) -> tuple[Any, Any]:
+    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     id2label = dict(enumerate(labels))
     label2id = {name: i for i, name in id2label.items()}
+    torch.manual_seed(recipe.seed)  # the new classification head (or the whole model) starts seeded
     if recipe.from_config():
         raw = json.loads(Path(recipe.base).read_text())
         config = AutoConfig.for_model(**raw)
         config.num_labels, config.id2label, config.label2id = len(labels), id2label, label2id
-        import torch
-
-        torch.manual_seed(recipe.seed)
         model = AutoModelForSequenceClassification.from_config(config)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -108,7 +108,11 @@ def train_teacher(
     from autodistill.measure import accuracy
     from autodistill.train import DistillRecipe, distill
 
-    model, tokenizer = _base_model(recipe, labels)
+    try:
+        model, tokenizer = _base_model(recipe, labels)
+    except Exception as exc:  # an unreachable hub id, a broken config.json, a missing tokenizer, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"--base {recipe.base}: cannot load it ({first})") from None
     train = encode(data.train, tokenizer, recipe.max_length, cache_dir=None)
     validation = encode(data.validation, tokenizer, recipe.max_length, cache_dir=None)
     steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * len(train) / recipe.batch_size))
@@ -151,6 +155,11 @@ def train_teacher(
     model.to("cpu").save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / CARD).write_text(json.dumps(card, indent=2))
+    if not replaceable(out, CARD):  # checked before compute too; never delete the user's files
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(
+            f"{out} holds files that are not an autodistill teacher; choose an empty or new directory"
+        )
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)

@@ -21,51 +21,98 @@ PARENT_TAG = "mlflow.parentRunId"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 
 
+def retry(action: Any, attempts: int = 4) -> Any:
+    """Run ``action``, retrying briefly: workers starting together race to create the store's tables."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(1.0 + attempt)
+    return None
+
+
 class Tracker:
     """Writes a study to an MLflow tracking URI (a SQLite file by default)."""
 
     def __init__(self, tracking_uri: str, study_name: str, artifact_root: Path | None = None):
         from mlflow import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=tracking_uri)
+        # The client opens the store (creating its tables) at once: inside retry, for racing workers.
+        self.client = retry(lambda: MlflowClient(tracking_uri=tracking_uri))
         self.tracking_uri = tracking_uri
         self.study_name = study_name
-        experiment = self.client.get_experiment_by_name(study_name)
-        if experiment is None:
-            location = (artifact_root / study_name).as_uri() if artifact_root else None
-            self.experiment_id = self.client.create_experiment(study_name, artifact_location=location)
-        else:
-            self.experiment_id = experiment.experiment_id
+        self.experiment_id = retry(lambda: self._experiment(artifact_root))
         self.parent_run_id = ""
 
+    def _experiment(self, artifact_root: Path | None) -> str:
+        from mlflow.exceptions import MlflowException
+
+        experiment = self.client.get_experiment_by_name(self.study_name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        location = (artifact_root / self.study_name).as_uri() if artifact_root else None
+        try:
+            return str(self.client.create_experiment(self.study_name, artifact_location=location))
+        except MlflowException:  # another worker created it a moment ago
+            experiment = self.client.get_experiment_by_name(self.study_name)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
+
+    def _study_runs(self) -> list[Any]:
+        return list(
+            self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{ROLE_TAG}` = 'study'",
+                order_by=["attributes.start_time ASC"],
+            )
+        )
+
     def start_study(self, tags: dict[str, str]) -> str:
-        """Open the study's parent run, or reopen it when the study is resumed."""
+        """Open the study's parent run, or reopen it when the study is resumed.
+
+        Workers that start together may each create one; they all settle on the earliest and delete
+        their own, so the study has exactly one parent run.
+        """
         import mlflow
 
-        existing = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=1
-        )
+        existing = self._study_runs()
         if existing:
             self.parent_run_id = existing[0].info.run_id
             self.client.update_run(self.parent_run_id, status="RUNNING")
-        else:
-            all_tags = {ROLE_TAG: "study", STUDY_TAG: self.study_name, **tags}
-            outer = mlflow.active_run()
-            if outer is not None and outer.info.experiment_id == self.experiment_id:
-                all_tags[PARENT_TAG] = outer.info.run_id
-            run = self.client.create_run(
-                self.experiment_id, tags=all_tags, run_name=f"study {self.study_name}"
-            )
-            self.parent_run_id = run.info.run_id
+            return self.parent_run_id
+        all_tags = {ROLE_TAG: "study", STUDY_TAG: self.study_name, **tags}
+        outer = mlflow.active_run()
+        if outer is not None and outer.info.experiment_id == self.experiment_id:
+            all_tags[PARENT_TAG] = outer.info.run_id
+        mine = self.client.create_run(self.experiment_id, tags=all_tags, run_name=f"study {self.study_name}")
+        earliest = self._study_runs()[0].info.run_id
+        if earliest != mine.info.run_id:
+            self.client.delete_run(mine.info.run_id)
+        self.parent_run_id = earliest
         return self.parent_run_id
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Log the parameters the run does not hold yet (MLflow parameters cannot change).
+
+        Two workers may log the shared parent run's parameters at once: a batch that collides is
+        retried one parameter at a time, skipping those the other worker wrote.
+        """
         from mlflow.entities import Param
+        from mlflow.exceptions import MlflowException
 
         existing = self.client.get_run(run_id).data.params
         fresh = [Param(k, str(v)) for k, v in params.items() if k not in existing]
         for i in range(0, len(fresh), 100):
-            self.client.log_batch(run_id, params=fresh[i : i + 100])
+            try:
+                self.client.log_batch(run_id, params=fresh[i : i + 100])
+            except MlflowException:
+                written = self.client.get_run(run_id).data.params
+                for param in fresh[i : i + 100]:
+                    if param.key not in written:
+                        self.client.log_param(run_id, param.key, param.value)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
         from mlflow.entities import Metric

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +81,9 @@ def run_trial(
     build_seconds = time.perf_counter() - start
     result = distill(student, train, teacher_logits, recipe_for(settings, space), device, on_step)
     metrics, timings = measure_model(student, validation, space, device)
+    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    if bad:  # Optuna would fail such a trial after MLflow had it complete: fail it here, in both
+        raise FloatingPointError(f"non-finite {', '.join(bad)} after training")
     return TrialOutcome(
         metrics=metrics,
         losses=result.losses,

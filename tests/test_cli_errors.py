@@ -29,7 +29,37 @@ def world(tmp_path: Path, tiny_teacher: Path, sst2_slice: Path) -> dict[str, Pat
     ).save_pretrained(not_classifier)
     three_labels = tmp_path / "three.tsv"
     three_labels.write_text("sentence\tlabel\n" + "".join(f"text {i}\t{i % 3}\n" for i in range(30)))
+    pickled = tmp_path / "pickled-teacher"
+    from transformers import AutoModelForSequenceClassification
+
+    import torch
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
+    model.save_pretrained(pickled)
+    for weights in pickled.glob("*.safetensors"):  # keep only a pickle checkpoint, as older tools wrote
+        weights.unlink()
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (pickled / name).write_bytes((tiny_teacher / name).read_bytes())
+    spaces = {
+        "malformed": TINY_SPACE.replace("steps: 8", "steps: [8"),
+        "typo": TINY_SPACE.replace("ffn_ratio: 2", "ffn_raito: 2"),
+        "indivisible": TINY_SPACE.replace("choices: [32, 64]", "choices: [32, 40]"),
+        "lambda": TINY_SPACE.replace("lambda: {type: float, low: 0.0, high: 1.0}", "lambda: 1.5"),
+        "temperature": TINY_SPACE.replace("{type: float, low: 1.0, high: 4.0}", "0"),
+        "inverted": TINY_SPACE.replace(
+            "depth: {type: int, low: 1, high: 2}", "depth: {type: int, low: 3, high: 2}"
+        ),
+        "empty": TINY_SPACE.replace("choices: [32, 64]", "choices: []"),
+    }
+    paths = {}
+    for name, text in spaces.items():
+        assert text != TINY_SPACE, name
+        paths[f"space_{name}"] = tmp_path / f"{name}.yaml"
+        paths[f"space_{name}"].write_text(text)
     return {
+        **paths,
+        "pickled": pickled,
         "space": space,
         "teacher": tiny_teacher,
         "data": sst2_slice,
@@ -40,6 +70,35 @@ def world(tmp_path: Path, tiny_teacher: Path, sst2_slice: Path) -> dict[str, Pat
 
 
 CASES = {
+    "malformed YAML": (["{space_malformed}"], "{space_malformed}: line"),
+    "unknown key, nearest suggested": (
+        ["{space_typo}"],
+        "student.ffn_raito: unknown key 'ffn_raito'; did you mean 'ffn_ratio'?",
+    ),
+    "width not divisible by head size": (
+        ["{space_indivisible}"],
+        "student.width: width 40 is not a positive multiple of head_size 16",
+    ),
+    "lambda outside [0, 1]": (["{space_lambda}"], "distill.lambda: lambda must be ≥ 0.0 and ≤ 1.0"),
+    "temperature not positive": (["{space_temperature}"], "distill.temperature: temperature must be > 0.0"),
+    "low above high": (["{space_inverted}"], "student.depth: `low <= high` must hold"),
+    "empty choices": (["{space_empty}"], "student.width: categorical needs a non-empty 'choices' list"),
+    "missing split": (
+        ["{space}", "--set", "dataset.validation_split=test"],
+        "dataset.validation_split: no split 'test'",
+    ),
+    "pickle-only teacher": (
+        ["{space}", "--teacher", "{pickled}"],
+        "no safetensors weights, only pickle files",
+    ),
+    "unreachable storage": (
+        ["{space}", "--storage", "postgresql://ann:s3cret@127.0.0.1:9/optuna"],
+        "--storage postgresql://ann:***@127.0.0.1:9/optuna: cannot connect",
+    ),
+    "unreachable tracking server": (
+        ["{space}", "--tracking-uri", "http://127.0.0.1:9"],
+        "--tracking-uri http://127.0.0.1:9: no MLflow server answers",
+    ),
     "missing space file": (["{tmp}/nope.yaml"], "nope.yaml: cannot read the space file"),
     "bad --set": (["{space}", "--set", "train.steps"], "--set train.steps: expected KEY=VALUE"),
     "unknown --set key": (["{space}", "--set", "train.stepz=3"], "did you mean 'steps'"),
@@ -77,7 +136,12 @@ def test_bad_input_is_one_clear_line(world: dict[str, Path], case: str) -> None:
     assert len(lines) == 1, lines
     assert lines[0].startswith("autodistill: error: ")
     assert expected.format(**world) in lines[0]
+    assert "s3cret" not in done.stdout + done.stderr  # passwords are never printed
     assert not (world["tmp"] / "out").exists()  # nothing written
+
+
+def test_at_least_fifteen_distinct_mistakes_are_covered() -> None:
+    assert len(CASES) >= 15
 
 
 def test_several_mistakes_are_reported_together(world: dict[str, Path]) -> None:
@@ -101,3 +165,16 @@ def test_help_on_every_command() -> None:
         done = run(*args)
         assert done.returncode == 0 and "usage: autodistill" in done.stdout
     assert "--trials" in run("search", "--help").stdout and "in total" in run("search", "--help").stdout
+
+
+def test_allow_pickle_is_the_explicit_way_in(world: dict[str, Path]) -> None:
+    done = run(
+        "validate",
+        str(world["space"]),
+        "--teacher",
+        str(world["pickled"]),
+        "--dataset",
+        str(world["data"]),
+        "--allow-pickle",
+    )
+    assert done.returncode == 0, done.stderr

@@ -30,9 +30,8 @@ def world(tmp_path: Path, tiny_teacher: Path, sst2_slice: Path) -> dict[str, Pat
     three_labels = tmp_path / "three.tsv"
     three_labels.write_text("sentence\tlabel\n" + "".join(f"text {i}\t{i % 3}\n" for i in range(30)))
     pickled = tmp_path / "pickled-teacher"
-    from transformers import AutoModelForSequenceClassification
-
     import torch
+    from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher)
     model.save_pretrained(pickled)

@@ -4,6 +4,7 @@ runs, and the stop once the study holds ``--trials`` finished trials. Optuna cal
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,9 @@ def finished_trials(study: Any) -> int:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} - {None}
+    with warnings.catch_warnings():  # retried_trial_number is marked experimental, and has been since v2.8
+        warnings.simplefilter("ignore")
+        retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} - {None}
     retried |= {t.number for t in trials if t.user_attrs.get("interrupted")}
     states = {TrialState[s] for s in FINISHED_STATES}
     return sum(

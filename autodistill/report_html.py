@@ -45,7 +45,9 @@ AXES = {
 
 def _hover(frame: pd.DataFrame) -> tuple[list[list[Any]], str]:
     lines = [f"{name}: %{{customdata[{i}]}}" for i, name in enumerate(HOVER_FIELDS)]
-    return frame[HOVER_FIELDS].astype(object).where(frame[HOVER_FIELDS].notna(), "").values.tolist(), (
+    shown = frame[HOVER_FIELDS].astype(object).where(frame[HOVER_FIELDS].notna(), "")
+    shown = shown.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+    return shown.values.tolist(), (
         "<br>".join(lines) + "<br>accuracy %{y:.4f}<br>%{xaxis.title.text}: %{x:.3g}<extra></extra>"
     )
 

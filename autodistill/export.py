@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from autodistill.locations import replaceable
+from autodistill.locations import swap_into_place
 
 ONNX_TOLERANCE = 1e-4
 
@@ -107,14 +107,7 @@ def write_export(
             )
         result["onnx_max_abs_diff"] = gap
     (tmp / "autodistill.json").write_text(json.dumps({**facts, **result}, indent=2, default=str))
-    if not replaceable(to, "autodistill.json"):  # checked before compute too; never delete the user's files
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OSError(
-            f"{to} holds files that are not an autodistill export; choose an empty or new directory"
-        )
-    if to.exists():
-        shutil.rmtree(to)
-    tmp.rename(to)
+    swap_into_place(tmp, to, "autodistill.json", "an autodistill export")
     return result
 
 

@@ -105,6 +105,19 @@ def check_tracking(uri: str) -> str | None:
     return None if writable(path) else f"--tracking-uri {uri}: cannot write there"
 
 
+def swap_into_place(tmp: Path, destination: Path, marker: str, what: str) -> None:
+    """Replace ``destination`` with the finished ``tmp`` directory: readers see the old or the new one,
+    never half of it; a destination that is not an earlier output of ours is refused, not deleted."""
+    import shutil
+
+    if not replaceable(destination, marker):  # checked before compute too
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(f"{destination} holds files that are not {what}; choose an empty or new directory")
+    if destination.exists():
+        shutil.rmtree(destination)
+    tmp.rename(destination)
+
+
 def replaceable(directory: Path, marker: str) -> bool:
     """Whether writing ``directory`` may replace what is there: nothing, an empty directory, or an
     earlier output of ours (it holds ``marker``). Anything else is the user's and is never deleted."""

@@ -77,16 +77,7 @@ def train_full_length(
         f"train: trial {trial.number} at full length: {space.train.steps} steps on {len(inputs.data.train.texts)} examples"
     )
     job = prepare_job(space, inputs, out / "cache", log)
-    outcome = run_trial(
-        settings,
-        job.teacher_config,
-        job.train,
-        job.teacher_logits,
-        job.validation,
-        space,
-        job.device,
-        on_step,
-    )
+    outcome = run_trial(settings, job, on_step)
 
     tracker = Tracker(tracking_uri, study.study_name, out / "mlartifacts")
     run = tracker.client.create_run(

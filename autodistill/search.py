@@ -154,16 +154,7 @@ def make_objective(job: Job, tracker: Any, students_dir: Path) -> Callable[[Any]
                     if step % 20 == 0:
                         bar.set_postfix(loss=f"{loss:.3f}")
 
-                outcome = run_trial(
-                    settings,
-                    job.teacher_config,
-                    job.train,
-                    job.teacher_logits,
-                    job.validation,
-                    space,
-                    job.device,
-                    on_step,
-                )
+                outcome = run_trial(settings, job, on_step)
             start = time.perf_counter()
             student_dir = students_dir / f"trial-{trial.number}"
             outcome.student.save_pretrained(student_dir, safe_serialization=True)

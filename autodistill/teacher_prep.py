@@ -19,7 +19,7 @@ from typing import Any
 
 from autodistill import __version__
 from autodistill.config import DatasetSpec
-from autodistill.locations import replaceable
+from autodistill.locations import swap_into_place
 
 CARD = "teacher_card.json"
 
@@ -155,12 +155,5 @@ def train_teacher(
     model.to("cpu").save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / CARD).write_text(json.dumps(card, indent=2))
-    if not replaceable(out, CARD):  # checked before compute too; never delete the user's files
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise OSError(
-            f"{out} holds files that are not an autodistill teacher; choose an empty or new directory"
-        )
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    swap_into_place(tmp, out, CARD, "an autodistill teacher")
     return card, result.losses

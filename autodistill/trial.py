@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autodistill.config import SpaceConfig
+from autodistill.job import Job
 from autodistill.measure import accuracy, latency, model_size
 from autodistill.space import TrialSettings
 from autodistill.student import build_student
@@ -65,22 +66,15 @@ def measure_model(
     return metrics, timings
 
 
-def run_trial(
-    settings: TrialSettings,
-    teacher_config: Any,
-    train: Any,
-    teacher_logits: Any,
-    validation: Any,
-    space: SpaceConfig,
-    device: str,
-    on_step: StepCallback | None = None,
-) -> TrialOutcome:
-    """Build a random-init student of ``settings.arch``, distil it for the space's budget, measure it."""
+def run_trial(settings: TrialSettings, job: Job, on_step: StepCallback | None = None) -> TrialOutcome:
+    """Build a random-init student of ``settings.arch``, distil it for the job's budget against the
+    cached teacher logits, and measure it."""
+    space = job.space
     start = time.perf_counter()
-    student = build_student(teacher_config, settings.arch, seed=space.train.seed)
+    student = build_student(job.teacher_config, settings.arch, seed=space.train.seed)
     build_seconds = time.perf_counter() - start
-    result = distill(student, train, teacher_logits, recipe_for(settings, space), device, on_step)
-    metrics, timings = measure_model(student, validation, space, device)
+    result = distill(student, job.train, job.teacher_logits, recipe_for(settings, space), job.device, on_step)
+    metrics, timings = measure_model(student, job.validation, space, job.device)
     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
     if bad:  # Optuna would fail such a trial after MLflow had it complete: fail it here, in both
         raise FloatingPointError(f"non-finite {', '.join(bad)} after training")

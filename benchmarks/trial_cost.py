@@ -53,9 +53,7 @@ def main() -> None:
         rows = []
         for i in range(args.repeats):
             start = time.perf_counter()
-            outcome = run_trial(
-                settings, job.teacher_config, job.train, job.teacher_logits, job.validation, space, job.device
-            )
+            outcome = run_trial(settings, job)
             log_start = time.perf_counter()
             run_id = tracker.start_trial(i, settings.as_params())
             tracker.log_curve(run_id, "train_loss", outcome.losses)

@@ -85,33 +85,38 @@ def tiny_space(tmp_path: Path) -> Path:
     return path
 
 
+def search_args(space: Path, teacher: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    """``autodistill search`` arguments for a study in ``out`` (the same command a user types)."""
+    return [
+        "search",
+        str(space),
+        "--teacher",
+        str(teacher),
+        "--dataset",
+        str(data),
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def search_command(space: Path, teacher: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    """The whole command line, for a subprocess."""
+    import sys
+
+    return [sys.executable, "-m", "autodistill", *search_args(space, teacher, data, out, *extra)]
+
+
 @pytest.fixture(scope="session")
 def tiny_study(tmp_path_factory: pytest.TempPathFactory, tiny_teacher: Path, sst2_slice: Path) -> Path:
     """A finished 5-trial search with the tiny teacher (real Optuna, MLflow, training); its --out directory."""
     import subprocess
-    import sys
 
     root = tmp_path_factory.mktemp("tiny-study")
     space = root / "tiny.yaml"
     space.write_text(TINY_SPACE)
     out = root / "study"
-    cmd = [
-        sys.executable,
-        "-m",
-        "autodistill",
-        "search",
-        str(space),
-        "--teacher",
-        str(tiny_teacher),
-        "--dataset",
-        str(sst2_slice),
-        "--out",
-        str(out),
-        "--trials",
-        "5",
-        "--seed",
-        "0",
-    ]
+    cmd = search_command(space, tiny_teacher, sst2_slice, out, "--trials", "5", "--seed", "0")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,29 +22,14 @@ import autodistill.trial
 from autodistill.cli import main
 from autodistill.data import Encoded
 from autodistill.train import DistillRecipe, distill
+from tests.conftest import search_args, search_command
 
 pytestmark = pytest.mark.slow
 SLOW_TRIALS = ["--set", "train.steps=400", "--set", "search.heartbeat_seconds=1"]
 
 
 def command(space: Path, teacher: Path, data: Path, out: Path, trials: int, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "autodistill",
-        "search",
-        str(space),
-        "--teacher",
-        str(teacher),
-        "--dataset",
-        str(data),
-        "--out",
-        str(out),
-        "--trials",
-        str(trials),
-        *SLOW_TRIALS,
-        *extra,
-    ]
+    return search_command(space, teacher, data, out, "--trials", str(trials), *SLOW_TRIALS, *extra)
 
 
 def start(cmd: list[str]) -> subprocess.Popen[str]:
@@ -153,14 +137,7 @@ def test_same_seed_same_trials_and_metrics(
     for name in ("a", "b"):
         out = tmp_path / name
         argv = [
-            "search",
-            str(tiny_space),
-            "--teacher",
-            str(tiny_teacher),
-            "--dataset",
-            str(sst2_slice),
-            "--out",
-            str(out),
+            *search_args(tiny_space, tiny_teacher, sst2_slice, out),
             "--trials",
             "3",
             "--seed",
@@ -205,14 +182,7 @@ def test_a_study_where_every_trial_fails_says_so(
     monkeypatch.setattr(autodistill.trial, "run_trial", out_of_memory)
     out = tmp_path / "study"
     argv = [
-        "search",
-        str(tiny_space),
-        "--teacher",
-        str(tiny_teacher),
-        "--dataset",
-        str(sst2_slice),
-        "--out",
-        str(out),
+        *search_args(tiny_space, tiny_teacher, sst2_slice, out),
         "--trials",
         "2",
     ]

@@ -11,23 +11,13 @@ from mlflow import MlflowClient
 
 import autodistill.trial
 from autodistill.cli import main
+from tests.conftest import search_args
 
 pytestmark = pytest.mark.slow
 
 
 def args(space: Path, teacher: Path, data: Path, out: Path, trials: int) -> list[str]:
-    return [
-        "search",
-        str(space),
-        "--teacher",
-        str(teacher),
-        "--dataset",
-        str(data),
-        "--out",
-        str(out),
-        "--trials",
-        str(trials),
-    ]
+    return search_args(space, teacher, data, out, "--trials", str(trials))
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(

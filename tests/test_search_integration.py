@@ -14,26 +14,15 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests.conftest import search_command
+
 pytestmark = pytest.mark.slow
 
 
 def search(
     space: Path, teacher: Path, data: Path, out: Path, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "autodistill",
-        "search",
-        str(space),
-        "--teacher",
-        str(teacher),
-        "--dataset",
-        str(data),
-        "--out",
-        str(out),
-        *extra,
-    ]
+    cmd = search_command(space, teacher, data, out, *extra)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 

@@ -56,8 +56,11 @@ def _teacher_recipe(args: argparse.Namespace) -> tuple[Any, list[str]]:
             holdout_fraction=args.holdout_fraction,
             split_seed=args.split_seed,
         )
-    except ValidationError:
-        return None, [*problems, f"--holdout-fraction {args.holdout_fraction}: must be between 0 and 1"]
+    except ValidationError as exc:  # each bad value named by its flag
+        return None, problems + [
+            f"--{str(e['loc'][0]).replace('_', '-')} {e.get('input')}: {e['msg'].lower()}"
+            for e in exc.errors()
+        ]
     recipe = TeacherRecipe(
         base=args.base,
         dataset=spec,

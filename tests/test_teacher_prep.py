@@ -94,19 +94,8 @@ def test_teacher_from_a_config_reloads_with_the_same_predictions(
         )
     )
     out = tmp_path / "teacher"
-    done = teacher_cmd(
-        config,
-        sst2_slice,
-        out,
-        "--tokenizer",
-        str(tiny_teacher),
-        "--max-steps",
-        "15",
-        "--batch-size",
-        "16",
-        "--lr",
-        "1e-3",
-    )
+    recipe = ["--tokenizer", str(tiny_teacher), "--max-steps", "15", "--batch-size", "16", "--lr", "1e-3"]
+    done = teacher_cmd(config, sst2_slice, out, *recipe)
     assert done.returncode == 0, done.stderr[-3000:]
     card = json.loads((out / "teacher_card.json").read_text())
     assert card["labels"] == ["0", "1"] and card["steps"] == 15 and card["validation_examples"] == 200
@@ -120,19 +109,7 @@ def test_teacher_from_a_config_reloads_with_the_same_predictions(
     assert torch.allclose(first, again)
 
     # the same inputs reuse the result; the MLflow store beside --out holds the run
-    reused = teacher_cmd(
-        config,
-        sst2_slice,
-        out,
-        "--tokenizer",
-        str(tiny_teacher),
-        "--max-steps",
-        "15",
-        "--batch-size",
-        "16",
-        "--lr",
-        "1e-3",
-    )
+    reused = teacher_cmd(config, sst2_slice, out, *recipe)
     assert reused.returncode == 0 and "reusing" in reused.stdout
     from mlflow import MlflowClient
 

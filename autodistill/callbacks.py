@@ -55,7 +55,8 @@ def progress_line(trial: Any, done: int, total: int) -> str:
         f"T={s.get('temperature', 0):.2f} lr={s.get('learning_rate', 0):.1e}"
     )
     if trial.state.name != "COMPLETE":
-        return f"{head} {trial.state.name}: {shape}: {trial.user_attrs.get('fail_reason', '')}"
+        reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason", "")
+        return f"{head} {trial.state.name}: {shape}: {reason}"
     m = trial.user_attrs["metrics"]
     seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
     return (

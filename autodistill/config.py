@@ -127,6 +127,10 @@ class DatasetSpec(BaseModel):
     )
 
 
+INIT_CHOICES = ("random", "teacher-layers", "weight-select")
+InitName = Literal["random", "teacher-layers", "weight-select"]
+
+
 class StudentSpec(BaseModel):
     """Student architecture: depth and width are searched; heads and FFN follow from width."""
 
@@ -136,6 +140,30 @@ class StudentSpec(BaseModel):
     ffn_ratio: float = Field(4.0, gt=0, description="feed-forward size = ffn_ratio × width")
     depth: Integer = Field(description="number of transformer layers")
     width: Integer = Field(description="hidden size")
+    init: Annotated[
+        Annotated[Dist, Tag("dist")] | Annotated[InitName, Tag("value")], Discriminator(_dist_or_value)
+    ] = Field(
+        "random",
+        description="random | teacher-layers (teacher's width, a subset of its layers) | "
+        "weight-select (a consistent subset of the teacher's layers, units and heads)",
+    )
+    layer_selection: Literal["even", "first", "last"] = Field(
+        "even", description="which teacher layers a teacher-based student starts from and is matched to"
+    )
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, v: Dist | str) -> Dist | str:
+        if isinstance(v, Dist):
+            unknown = (
+                [c for c in v.choices or [] if c not in INIT_CHOICES] if v.type == "categorical" else [v.type]
+            )
+            if unknown:
+                raise ValueError(f"init choices must be among {list(INIT_CHOICES)}; got {unknown}")
+        return v
+
+    def init_choices(self) -> list[str]:
+        return list(self.init.choices or []) if isinstance(self.init, Dist) else [self.init]
 
     @field_validator("depth")
     @classmethod
@@ -148,7 +176,7 @@ class StudentSpec(BaseModel):
     def _width_fits_heads(cls, v: Dist | int, info: ValidationInfo) -> Dist | int:
         head_size = info.data.get("head_size", 64)
         try:
-            widths = _possible_ints(v)
+            widths = possible_ints(v)
         except (TypeError, ValueError, OverflowError):
             raise ValueError("widths must be whole numbers") from None
         for width in widths:
@@ -160,7 +188,8 @@ class StudentSpec(BaseModel):
         return v
 
 
-def _possible_ints(value: Dist | int) -> list[int]:
+def possible_ints(value: Dist | int) -> list[int]:
+    """Every whole number a fixed value or an int/categorical distribution can yield."""
     if not isinstance(value, Dist):
         return [int(value)]
     if value.type == "categorical":
@@ -177,6 +206,26 @@ class DistillSpec(BaseModel):
     lambda_: Number = Field(alias="lambda", description="weight of the soft (teacher) loss, in [0, 1]")
     temperature: Number = Field(description="softmax temperature T of the soft loss, > 0")
     learning_rate: Number = Field(description="AdamW peak learning rate, > 0")
+    hidden_weight: Number = Field(
+        0.0, description="weight of the hidden-state loss between matched student and teacher layers; 0: off"
+    )
+    hidden_loss: Literal["cosine", "mse"] = Field(
+        "cosine", description="cosine (DistilBERT) or mse; a learned projection maps narrower students"
+    )
+
+    @field_validator("hidden_weight")
+    @classmethod
+    def _non_negative(cls, v: Dist | float) -> Dist | float:
+        _check_bounds(v, "hidden_weight", 0.0, None, low_open=False)
+        return v
+
+    def uses_hidden_states(self) -> bool:
+        """Whether any trial can weigh the hidden-state loss (then the teacher's states are needed)."""
+        return (
+            self.hidden_weight.values_bound()[1]
+            if isinstance(self.hidden_weight, Dist)
+            else self.hidden_weight
+        ) > 0
 
     @field_validator("lambda_")
     @classmethod
@@ -208,14 +257,22 @@ class TrainSpec(BaseModel):
 
 
 class LatencySpec(BaseModel):
-    """How latency is measured: batch 1 on CPU, fixed threads, warm-up, then timed repeats."""
+    """How latency is measured: batch 1 on CPU, fixed threads, warm-up, then rounds of timed repeats.
+
+    ``repeats`` timed passes are split into ``rounds``; the reported p50 is the median of the round
+    medians, so a burst of load from another process spoils one round, not the figure.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     sequence_length: int = Field(64, gt=1, description="tokens in the timed input")
-    threads: int = Field(1, gt=0, description="torch intra-op threads while timing")
-    warmup: int = Field(10, ge=0)
-    repeats: int = Field(100, gt=0)
+    threads: int = Field(1, gt=0, description="intra-op threads while timing (torch or onnxruntime)")
+    backend: Literal["torch", "onnxruntime"] = Field(
+        "torch", description="what runs the timed passes: torch eager, or the ONNX export in onnxruntime"
+    )
+    warmup: int = Field(5, ge=0, description="untimed passes first")
+    repeats: int = Field(75, gt=0, description="timed passes in all, split evenly into the rounds")
+    rounds: int = Field(5, gt=0, description="rounds of timed passes (at most repeats)")
 
 
 class Bound(BaseModel):
@@ -231,6 +288,29 @@ class Bound(BaseModel):
         return self
 
 
+class EarlyStoppingSpec(BaseModel):
+    """Stop a trial whose accuracy at a checkpoint is already clearly beaten by a cheaper trial."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    checkpoints: list[float] = Field(
+        [0.25, 0.5, 0.75], description="fractions of train.steps at which accuracy is measured and compared"
+    )
+    margin: float = Field(
+        0.02,
+        ge=0,
+        description="how far below a cheaper trial's accuracy at the same checkpoint counts as beaten",
+    )
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in v):
+            raise ValueError(f"checkpoints are fractions of train.steps, each in (0, 1); got {v}")
+        return sorted(set(v))
+
+
 class SearchSpec(BaseModel):
     """Sampler, objectives and constraints of the Optuna study."""
 
@@ -242,6 +322,7 @@ class SearchSpec(BaseModel):
     )
     objectives: list[MetricName] = ["accuracy", "latency_ms", "size_mb"]  # pydantic copies defaults
     constraints: dict[MetricName, Bound] = Field(default_factory=dict)
+    early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
 
     @field_validator("objectives")
     @classmethod

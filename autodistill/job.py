@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autodistill.config import SpaceConfig
+from autodistill.config import Dist, SpaceConfig
 from autodistill.data import DataError, Encoded, TextData, encode, load_text_data
-from autodistill.student import StudentBuildError, arch_fields, teacher_arch
+from autodistill.space import StudentArch
+from autodistill.student import StudentBuildError, arch_fields, select_layers, teacher_arch
 from autodistill.teacher import (
     TeacherError,
     TeacherInfo,
@@ -80,9 +81,9 @@ def _holdout_leaks(space: SpaceConfig, data: TextData) -> list[str]:
 
 
 def _students_fit(space: SpaceConfig, teacher: TeacherInfo) -> list[str]:
-    """Widths must split into heads; a student larger than the teacher is allowed but pointless."""
+    """Inputs must fit the teacher's positions; teacher-based inits need students no larger than it."""
     limit = getattr(teacher.config, "max_position_embeddings", None)
-    problems = []
+    problems = _teacher_init_fits(space, teacher_arch(teacher.config))
     for key, length in (
         ("train.max_length", space.train.max_length),
         ("latency.sequence_length", space.latency.sequence_length),
@@ -92,6 +93,45 @@ def _students_fit(space: SpaceConfig, teacher: TeacherInfo) -> list[str]:
                 f"{key}: {length} exceeds the teacher's max_position_embeddings {limit}; lower it"
             )
     return problems
+
+
+def _teacher_init_fits(space: SpaceConfig, teacher: StudentArch) -> list[str]:
+    """A student that starts from the teacher's weights selects from them, so it cannot be larger."""
+    student = space.student
+    inits = set(student.init_choices()) - {"random"}
+    if not inits:
+        return []
+    named = " and ".join(sorted(inits))
+    problems = []
+    _, max_depth = student.depth.values_bound() if isinstance(student.depth, Dist) else (0, student.depth)
+    if max_depth > teacher.depth:
+        problems.append(
+            f"student.depth: up to {int(max_depth)}, but student.init {named} copies layers of a "
+            f"{teacher.depth}-layer teacher; lower depth to ≤ {teacher.depth}"
+        )
+    if "weight-select" in inits:
+        _, max_width = student.width.values_bound() if isinstance(student.width, Dist) else (0, student.width)
+        if student.head_size > teacher.head_size:
+            problems.append(
+                f"student.head_size: {student.head_size} exceeds the teacher's head size {teacher.head_size}; "
+                f"weight-select selects dimensions within the teacher's heads: set head_size ≤ {teacher.head_size}"
+            )
+        if max_width > teacher.width or round(max_width * student.ffn_ratio) > teacher.ffn:
+            problems.append(
+                f"student.width/ffn_ratio: up to width {int(max_width)} and feed-forward "
+                f"{round(max_width * student.ffn_ratio)}, but weight-select selects from the teacher's "
+                f"{teacher.width} and {teacher.ffn}; keep them ≤ the teacher's"
+            )
+    return problems
+
+
+def matched_layers(space: SpaceConfig, teacher: StudentArch) -> list[int]:
+    """Every teacher layer that some student depth of the space is matched to (hidden-state loss)."""
+    from autodistill.config import possible_ints
+
+    depths = [d for d in possible_ints(space.student.depth) if 1 <= d <= teacher.depth]
+    how = space.student.layer_selection
+    return sorted({layer for d in depths for layer in select_layers(teacher.depth, d, how)})
 
 
 @dataclass
@@ -106,6 +146,12 @@ class Job:
     teacher_logits: Any
     reference: dict[str, float]  # the teacher's own accuracy, latency and size
     device: str
+    teacher: Any = None  # the model itself: teacher-based inits copy its weights
+    teacher_states: Any = None  # TeacherStates, when the space can weigh the hidden-state loss
+
+    @property
+    def teacher_arch(self) -> StudentArch:
+        return teacher_arch(self.teacher_config)
 
 
 def default_device() -> str:
@@ -134,6 +180,14 @@ def prepare_job(space: SpaceConfig, inputs: Inputs, cache_dir: Path, log: Callab
         return predict_logits(teacher, train, space.train.eval_batch_size, device)
 
     logits = cached_teacher_logits(compute, cache_dir, key)
+    states = None
+    if space.distill.uses_hidden_states():
+        from autodistill.teacher_states import teacher_states
+
+        layers = matched_layers(space, teacher_arch(teacher.config))
+        states = teacher_states(
+            teacher, train, layers, space.train.eval_batch_size, device, cache_dir, key, log
+        )
     ref_key = hashlib.sha256(
         json.dumps([key, space.latency.model_dump(), len(validation)]).encode()
     ).hexdigest()[:16]
@@ -154,4 +208,6 @@ def prepare_job(space: SpaceConfig, inputs: Inputs, cache_dir: Path, log: Callab
         teacher_logits=logits,
         reference=reference,
         device=device,
+        teacher=teacher,
+        teacher_states=states,
     )

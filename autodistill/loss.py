@@ -40,3 +40,40 @@ def distillation_loss(
     kl = F.kl_div(student_log_p, teacher_log_p, reduction="batchmean", log_target=True)
     soft = temperature**2 * kl
     return LossParts(total=(1.0 - lam) * hard + lam * soft, hard=hard, soft=soft)
+
+
+def hidden_state_loss(
+    student_states: list[torch.Tensor],
+    teacher_states: list[torch.Tensor],
+    mask: torch.Tensor,
+    kind: str = "cosine",
+    projection: torch.nn.Module | None = None,
+) -> torch.Tensor:
+    """Distance between matched student and teacher hidden states, averaged over layers and real tokens.
+
+    Args:
+        student_states: per matched layer, [batch, tokens, student width].
+        teacher_states: the same layers' teacher states, [batch, tokens, teacher width], no gradient needed.
+        mask: [batch, tokens], 1 for real tokens; padding does not count.
+        kind: ``cosine`` (DistilBERT's 1 - cos, which aligns directions) or ``mse``.
+        projection: maps student width to teacher width when they differ (learned with the student).
+
+    Returns:
+        A scalar; 0 when the (projected) states equal the teacher's.
+    """
+    if len(student_states) != len(teacher_states):
+        raise ValueError(
+            f"{len(student_states)} student layers matched to {len(teacher_states)} teacher layers"
+        )
+    real = mask.bool()
+    losses = []
+    for student, teacher in zip(student_states, teacher_states, strict=True):
+        s = projection(student) if projection is not None else student
+        s, t = s[real], teacher.detach()[real].to(s.dtype)  # [real tokens, width]
+        if kind == "cosine":
+            losses.append((1.0 - F.cosine_similarity(s, t, dim=-1)).mean())
+        elif kind == "mse":
+            losses.append(F.mse_loss(s, t))
+        else:
+            raise ValueError(f"hidden loss kind must be cosine or mse, not {kind!r}")
+    return torch.stack(losses).mean()

@@ -56,7 +56,7 @@ def train_full_length(
 
     from autodistill.export import model_card, write_export
     from autodistill.job import inspect_inputs, prepare_job
-    from autodistill.space import StudentArch, TrialSettings
+    from autodistill.space import TrialSettings
     from autodistill.tracking import PARENT_TAG, ROLE_TAG, STUDY_TAG, TRIAL_TAG, Tracker
     from autodistill.trial import run_trial
 
@@ -66,12 +66,13 @@ def train_full_length(
     if inputs is None:
         raise ValueError("; ".join(problems))
     space = full_length_space(study, steps, epochs, len(inputs.data.train.texts))
-    s = trial.user_attrs["settings"]
-    settings = TrialSettings(
-        arch=StudentArch(depth=s["depth"], width=s["width"], heads=s["heads"], ffn=s["ffn"]),
-        lam=s["lambda"],
-        temperature=s["temperature"],
-        learning_rate=s["learning_rate"],
+    settings = TrialSettings.from_params(trial.user_attrs["settings"])
+    # Only this student's depth is trained: the teacher's hidden states are needed for its layers alone.
+    space = space.model_copy(
+        update={
+            "student": space.student.model_copy(update={"depth": settings.arch.depth}),
+            "distill": space.distill.model_copy(update={"hidden_weight": settings.hidden_weight}),
+        }
     )
     log(
         f"train: trial {trial.number} at full length: {space.train.steps} steps on {len(inputs.data.train.texts)} examples"

@@ -109,7 +109,9 @@ def comparable_fingerprint(space: SpaceConfig) -> str:
     import hashlib
     import json
 
-    parts = space.model_dump(mode="json", exclude={"search": {"sampler", "heartbeat_seconds", "constraints"}})
+    parts = space.model_dump(
+        mode="json", exclude={"search": {"sampler", "heartbeat_seconds", "constraints", "early_stopping"}}
+    )
     parts["train"].pop("seed", None)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -131,19 +133,32 @@ def make_objective(job: Job, tracker: Any, students_dir: Path) -> Callable[[Any]
     Each completed trial's student is saved under ``students_dir``; ``keep_front_students`` later
     deletes those that fall off the front, so export never retrains and the disk holds only the front.
     """
+    import optuna
     from tqdm.auto import tqdm
 
+    from autodistill.early_stopping import EarlyStopping
     from autodistill.trial import run_trial
 
     space = job.space
+    early = EarlyStopping(space)
     fixed = {f"train.{k}": v for k, v in space.train.model_dump().items()}
     fixed |= {f"latency.{k}": v for k, v in space.latency.model_dump().items()}
+    fixed |= {
+        "distill.hidden_loss": space.distill.hidden_loss,
+        "student.layer_selection": space.student.layer_selection,
+    }
+    lat = space.latency
+    # Which runtime and how many threads produced the latency objective: figures differ between them.
+    latency_setup = {"backend": lat.backend, "threads": lat.threads, "sequence_length": lat.sequence_length}
+    latency_setup_text = f"{lat.backend}, {lat.threads} thread(s), batch 1 × {lat.sequence_length} tokens"
 
     def objective(trial: Any) -> tuple[float, ...]:
-        settings = sample(trial, space)
+        settings = sample(trial, space, job.teacher_arch)
         trial.set_user_attr("settings", settings.as_params())
         run_id = tracker.start_trial(trial.number, {**settings.as_params(), **fixed})
         trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("latency_measured_with", latency_setup)
+        tracker.set_tag(run_id, "autodistill.latency", latency_setup_text)
         try:
             with tqdm(
                 total=space.train.steps, desc=f"trial {trial.number}", leave=False, unit="step", disable=None
@@ -154,7 +169,15 @@ def make_objective(job: Job, tracker: Any, students_dir: Path) -> Callable[[Any]
                     if step % 20 == 0:
                         bar.set_postfix(loss=f"{loss:.3f}")
 
-                outcome = run_trial(settings, job, on_step)
+                def on_checkpoint(step: int, accuracy: float, cost: dict[str, float]) -> None:
+                    tracker.log_metrics(run_id, {"checkpoint_accuracy": accuracy}, step=step)
+                    reason = early.decide(trial, step, accuracy, cost)
+                    if reason:  # the partial metrics stay on the trial and its run
+                        trial.set_user_attr("metrics", cost)
+                        tracker.log_metrics(run_id, cost)
+                        raise optuna.TrialPruned(reason)
+
+                outcome = run_trial(settings, job, on_step, on_checkpoint, early.steps)
             start = time.perf_counter()
             student_dir = students_dir / f"trial-{trial.number}"
             outcome.student.save_pretrained(student_dir, safe_serialization=True)
@@ -169,6 +192,10 @@ def make_objective(job: Job, tracker: Any, students_dir: Path) -> Callable[[Any]
             )
             tracker.end_trial(run_id, "COMPLETE")
             trial.set_user_attr("seconds_logging", time.perf_counter() - start)
+        except optuna.TrialPruned as exc:  # stopped early: recorded as pruned, with the reason
+            trial.set_user_attr("prune_reason", str(exc))
+            tracker.end_trial(run_id, "PRUNED", str(exc))
+            raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             release_accelerator_memory()  # after an out-of-memory error the next trial starts clean

@@ -1,4 +1,4 @@
-"""Turn a space into one trial's concrete settings: ``sample(trial, space)`` asks Optuna for each value."""
+"""Turn a space into one trial's concrete settings: ``sample(trial, space, teacher)`` asks Optuna for each value."""
 
 from __future__ import annotations
 
@@ -17,27 +17,49 @@ class StudentArch:
     heads: int
     ffn: int
 
+    @property
+    def head_size(self) -> int:
+        return self.width // self.heads
+
 
 @dataclass(frozen=True)
 class TrialSettings:
-    """Everything one trial trains with: architecture, distillation and optimiser settings."""
+    """Everything one trial trains with: architecture, initialisation, loss and optimiser settings."""
 
     arch: StudentArch
     lam: float
     temperature: float
     learning_rate: float
+    init: str = "random"
+    hidden_weight: float = 0.0
 
     def as_params(self) -> dict[str, Any]:
         """Flat parameters for tables and MLflow (λ is spelled ``lambda``)."""
         return {
             **asdict(self.arch),
+            "init": self.init,
             "lambda": self.lam,
             "temperature": self.temperature,
             "learning_rate": self.learning_rate,
+            "hidden_weight": self.hidden_weight,
         }
 
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrialSettings:
+        """The inverse of ``as_params`` (trials stored before init/hidden_weight existed read as random, 0)."""
+        return cls(
+            arch=StudentArch(
+                depth=params["depth"], width=params["width"], heads=params["heads"], ffn=params["ffn"]
+            ),
+            lam=params["lambda"],
+            temperature=params["temperature"],
+            learning_rate=params["learning_rate"],
+            init=params.get("init", "random"),
+            hidden_weight=params.get("hidden_weight", 0.0),
+        )
 
-def _suggest(trial: Any, name: str, value: Dist | float | int) -> Any:
+
+def _suggest(trial: Any, name: str, value: Dist | float | int | str) -> Any:
     if not isinstance(value, Dist):
         return value
     if value.type == "categorical":
@@ -48,19 +70,27 @@ def _suggest(trial: Any, name: str, value: Dist | float | int) -> Any:
     return trial.suggest_float(name, low, high, step=value.step, log=value.log)
 
 
-def sample(trial: Any, space: SpaceConfig) -> TrialSettings:
-    """Ask ``trial`` (an ``optuna.Trial``) for every searchable value; fixed values pass through."""
+def sample(trial: Any, space: SpaceConfig, teacher: StudentArch) -> TrialSettings:
+    """Ask ``trial`` (an ``optuna.Trial``) for every searchable value; fixed values pass through.
+
+    ``teacher-layers`` copies whole teacher layers, so its student has the teacher's width, heads and
+    feed-forward size: for it only the depth is asked (a conditional space, which TPE handles).
+    """
     student, distill = space.student, space.distill
+    init = str(_suggest(trial, "init", student.init))
     depth = int(_suggest(trial, "depth", student.depth))
-    width = int(_suggest(trial, "width", student.width))
+    if init == "teacher-layers":
+        arch = StudentArch(depth=depth, width=teacher.width, heads=teacher.heads, ffn=teacher.ffn)
+    else:
+        width = int(_suggest(trial, "width", student.width))
+        arch = StudentArch(
+            depth=depth, width=width, heads=width // student.head_size, ffn=round(width * student.ffn_ratio)
+        )
     return TrialSettings(
-        arch=StudentArch(
-            depth=depth,
-            width=width,
-            heads=width // student.head_size,
-            ffn=round(width * student.ffn_ratio),
-        ),
+        arch=arch,
         lam=float(_suggest(trial, "lambda", distill.lambda_)),
         temperature=float(_suggest(trial, "temperature", distill.temperature)),
         learning_rate=float(_suggest(trial, "learning_rate", distill.learning_rate)),
+        init=init,
+        hidden_weight=float(_suggest(trial, "hidden_weight", distill.hidden_weight)),
     )

@@ -148,8 +148,9 @@ class Tracker:
         """Close a trial's run; ``state`` is the Optuna state (COMPLETE, FAIL, PRUNED)."""
         self.client.set_tag(run_id, STATE_TAG, state)
         if reason:
-            self.client.set_tag(run_id, "fail_reason", reason[:5000])
-        self.client.set_terminated(run_id, status="FINISHED" if state == "COMPLETE" else "FAILED")
+            self.client.set_tag(run_id, "prune_reason" if state == "PRUNED" else "fail_reason", reason[:5000])
+        # A pruned trial ran as intended and was stopped by the rule: its run finished, not failed.
+        self.client.set_terminated(run_id, status="FAILED" if state == "FAIL" else "FINISHED")
 
     def set_tag(self, run_id: str, key: str, value: str) -> None:
         self.client.set_tag(run_id, key, value)

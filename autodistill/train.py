@@ -1,6 +1,7 @@
 """One distillation run, top to bottom. No Optuna, no MLflow: objects in, a result record out.
 
-The teacher is not run here: its logits for the training examples were computed once and are passed in.
+The teacher is not run here: its logits for the training examples were computed once and are passed in,
+and so are its hidden states when the recipe weighs the hidden-state loss (``teacher_states``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 import torch
 
 from autodistill.data import Encoded
-from autodistill.loss import distillation_loss
+from autodistill.loss import distillation_loss, hidden_state_loss
+from autodistill.teacher_states import TeacherStates
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,17 @@ class DistillRecipe:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 0
+    hidden_weight: float = 0.0  # weight of the hidden-state loss; 0 skips it (and the teacher's states)
+    hidden_loss: str = "cosine"
+
+
+@dataclass
+class HiddenMatch:
+    """Which teacher layer each student layer is matched to, and where the teacher's states come from."""
+
+    states: TeacherStates
+    teacher_layers: list[int]  # one per student layer
+    teacher_width: int
 
 
 @dataclass
@@ -44,8 +57,9 @@ def distill(
     recipe: DistillRecipe,
     device: str,
     on_step: StepCallback | None = None,
+    hidden: HiddenMatch | None = None,
 ) -> TrainResult:
-    """Train ``student`` for ``recipe.steps`` steps on the Hinton loss.
+    """Train ``student`` for ``recipe.steps`` steps on the Hinton loss (plus the hidden-state loss).
 
     Args:
         student: a ``*ForSequenceClassification`` model, trained in place.
@@ -54,6 +68,7 @@ def distill(
         recipe: budget, optimiser and loss settings.
         device: "cuda" or "cpu".
         on_step: called with (step, loss) after each step, e.g. to drive a progress bar.
+        hidden: the layer matching and teacher states; needed when ``recipe.hidden_weight`` > 0.
 
     Raises:
         FloatingPointError: at the first non-finite loss, naming the step.
@@ -66,10 +81,17 @@ def distill(
         )
     generator = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)  # dropout
+    use_hidden = recipe.hidden_weight > 0
+    if use_hidden and hidden is None:
+        raise ValueError("hidden_weight > 0 needs the teacher's hidden states (hidden=HiddenMatch(...))")
     student.to(device).train()
-    optimizer = torch.optim.AdamW(
-        student.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay
+    projection = (
+        _projection(student.config.hidden_size, hidden.teacher_width, device)
+        if use_hidden and hidden
+        else None
     )
+    parameters = list(student.parameters()) + (list(projection.parameters()) if projection else [])
+    optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(recipe.warmup_ratio * recipe.steps), recipe.steps
     )
@@ -83,15 +105,27 @@ def distill(
         index = order[cursor : cursor + recipe.batch_size]
         cursor += recipe.batch_size
         batch = {k: v.to(device) for k, v in train.batch(index).items()}
-        logits = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        outputs = student(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            output_hidden_states=use_hidden,
+        )
         loss = distillation_loss(
-            logits, teacher_logits[index].to(device), batch["labels"], recipe.lam, recipe.temperature
+            outputs.logits, teacher_logits[index].to(device), batch["labels"], recipe.lam, recipe.temperature
         ).total
+        if use_hidden and hidden is not None:
+            loss = loss + recipe.hidden_weight * hidden_state_loss(
+                list(outputs.hidden_states[1:]),
+                hidden.states.batch(index, hidden.teacher_layers, device),
+                batch["attention_mask"],
+                recipe.hidden_loss,
+                projection,
+            )
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss ({loss.item()}) at step {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
         optimizer.step()
         scheduler.step()
         result.losses.append(loss.item())
@@ -100,3 +134,10 @@ def distill(
     result.seconds = time.perf_counter() - start
     student.eval()
     return result
+
+
+def _projection(student_width: int, teacher_width: int, device: str) -> torch.nn.Module | None:
+    """A learned map from the student's width to the teacher's (TinyBERT's W_h); none when they match."""
+    if student_width == teacher_width:
+        return None
+    return torch.nn.Linear(student_width, teacher_width, bias=False).to(device)

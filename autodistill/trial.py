@@ -1,18 +1,28 @@
-"""One trial, end to end: build the student, distil it, measure it. No Optuna, no MLflow here."""
+"""One trial, end to end: build the student, initialise it, measure its cost, distil it, measure its
+accuracy. No Optuna, no MLflow here.
+
+Size and latency depend on the shape, not on the weights, so they are measured before training: an
+early-stopping rule can then compare the accuracy at a checkpoint with cheaper trials' (see
+``early_stopping``).
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from autodistill.config import SpaceConfig
 from autodistill.job import Job
-from autodistill.measure import accuracy, latency, model_size
+from autodistill.measure import accuracy, measure_latency, model_size
 from autodistill.space import TrialSettings
-from autodistill.student import build_student
-from autodistill.train import DistillRecipe, StepCallback, distill
+from autodistill.student import build_student, check_teacher_init, init_from_teacher, select_layers
+from autodistill.train import DistillRecipe, HiddenMatch, StepCallback, distill
+
+# Called at each checkpoint with (step, accuracy so far, the cost metrics); raising stops the trial.
+CheckpointCallback = Callable[[int, float, dict[str, float]], None]
 
 
 @dataclass
@@ -34,6 +44,8 @@ def recipe_for(settings: TrialSettings, space: SpaceConfig) -> DistillRecipe:
         warmup_ratio=t.warmup_ratio,
         weight_decay=t.weight_decay,
         seed=t.seed,
+        hidden_weight=settings.hidden_weight,
+        hidden_loss=space.distill.hidden_loss,
     )
 
 
@@ -41,19 +53,23 @@ def measure_model(
     model: Any, validation: Any, space: SpaceConfig, device: str
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Accuracy on ``validation``, size, and batch-1 CPU latency; returns (metrics, seconds per phase)."""
-    timings: dict[str, float] = {}
     start = time.perf_counter()
     acc = accuracy(model, validation, space.train.eval_batch_size, device)
-    timings["eval"] = time.perf_counter() - start
+    eval_seconds = time.perf_counter() - start
+    metrics, timings = measure_cost(model, space)
+    return {"accuracy": acc, **metrics}, {"eval": eval_seconds, **timings}
+
+
+def measure_cost(model: Any, space: SpaceConfig) -> tuple[dict[str, float], dict[str, float]]:
+    """Size, batch-1 CPU latency and peak memory: what the shape costs, whatever the weights."""
+    timings: dict[str, float] = {}
     start = time.perf_counter()
     size = model_size(model)
     timings["size"] = time.perf_counter() - start
     start = time.perf_counter()
-    lat = space.latency
-    timed = latency(model, lat.sequence_length, lat.threads, lat.warmup, lat.repeats)
+    timed = measure_latency(model, space.latency)  # torch eager or onnxruntime, as the space says
     timings["latency"] = time.perf_counter() - start
     metrics = {
-        "accuracy": acc,
         "latency_ms": timed.p50_ms,
         "latency_p95_ms": timed.p95_ms,
         "latency_threads": float(timed.threads),
@@ -66,21 +82,68 @@ def measure_model(
     return metrics, timings
 
 
-def run_trial(settings: TrialSettings, job: Job, on_step: StepCallback | None = None) -> TrialOutcome:
-    """Build a random-init student of ``settings.arch``, distil it for the job's budget against the
-    cached teacher logits, and measure it."""
+def run_trial(
+    settings: TrialSettings,
+    job: Job,
+    on_step: StepCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+    checkpoint_steps: Iterable[int] = (),
+) -> TrialOutcome:
+    """Build the student of ``settings`` (random or from the teacher's weights), measure its cost, distil
+    it for the job's budget against the cached teacher outputs, and measure its accuracy.
+
+    At each of ``checkpoint_steps`` the accuracy so far is measured and passed to ``on_checkpoint``,
+    which may raise to stop the trial (early stopping).
+    """
     space = job.space
     start = time.perf_counter()
     student = build_student(job.teacher_config, settings.arch, seed=space.train.seed)
+    layers = select_layers(job.teacher_arch.depth, settings.arch.depth, space.student.layer_selection)
+    if settings.init != "random":
+        check_teacher_init(job.teacher_arch, settings.arch, settings.init)
+        init_from_teacher(student, job.teacher.state_dict(), job.teacher_arch, settings.arch, layers)
     build_seconds = time.perf_counter() - start
-    result = distill(student, job.train, job.teacher_logits, recipe_for(settings, space), job.device, on_step)
-    metrics, timings = measure_model(student, job.validation, space, job.device)
+    cost, timings = measure_cost(student, space)
+    checkpoints = set(checkpoint_steps)
+    checkpoint_seconds = 0.0
+
+    def step_and_check(step: int, loss: float) -> None:
+        nonlocal checkpoint_seconds
+        if on_step:
+            on_step(step, loss)
+        if on_checkpoint and step in checkpoints:
+            begin = time.perf_counter()
+            acc = accuracy(student, job.validation, space.train.eval_batch_size, job.device)
+            student.train()  # accuracy() switched to eval mode; training goes on with dropout
+            checkpoint_seconds += time.perf_counter() - begin
+            on_checkpoint(step, acc, cost)
+
+    hidden = None
+    if settings.hidden_weight > 0:
+        hidden = HiddenMatch(job.teacher_states, layers, job.teacher_arch.width)
+    result = distill(
+        student,
+        job.train,
+        job.teacher_logits,
+        recipe_for(settings, space),
+        job.device,
+        step_and_check,
+        hidden,
+    )
+    start = time.perf_counter()
+    metrics = {"accuracy": accuracy(student, job.validation, space.train.eval_batch_size, job.device), **cost}
+    timings["eval"] = time.perf_counter() - start
     bad = [k for k, v in metrics.items() if not math.isfinite(v)]
     if bad:  # Optuna would fail such a trial after MLflow had it complete: fail it here, in both
         raise FloatingPointError(f"non-finite {', '.join(bad)} after training")
     return TrialOutcome(
         metrics=metrics,
         losses=result.losses,
-        timings={"build": build_seconds, "train": result.seconds, **timings},
+        timings={
+            "build": build_seconds,
+            "train": result.seconds - checkpoint_seconds,
+            "checkpoints": checkpoint_seconds,
+            **timings,
+        },
         student=student,
     )

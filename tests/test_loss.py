@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autodistill.loss import distillation_loss
+from autodistill.loss import distillation_loss, hidden_state_loss
 
 
 def logits_pair(
@@ -94,3 +94,32 @@ def test_matches_a_hand_computation() -> None:
     assert parts.hard.item() == pytest.approx(hard, rel=1e-6)
     assert parts.soft.item() == pytest.approx(t**2 * kl, rel=1e-6)
     assert parts.total.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_hidden_loss_is_zero_for_identical_states_and_ignores_padding() -> None:
+    g = torch.Generator().manual_seed(0)
+    states = [torch.randn(2, 5, 8, generator=g) for _ in range(3)]
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    for kind in ("cosine", "mse"):
+        assert hidden_state_loss(states, states, mask, kind).item() == pytest.approx(0.0, abs=1e-6)
+    scaled = [2.0 * s for s in states]  # cosine only sees directions; MSE sees magnitudes
+    assert hidden_state_loss(scaled, states, mask, "cosine").item() == pytest.approx(0.0, abs=1e-6)
+    assert hidden_state_loss(scaled, states, mask, "mse").item() > 0.1
+    garbage = [s.clone() for s in states]
+    for s in garbage:
+        s[1, 3:] = 1e6  # padding positions: must not count
+    assert hidden_state_loss(garbage, states, mask, "mse").item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_hidden_loss_projects_narrow_students_and_trains_the_projection() -> None:
+    g = torch.Generator().manual_seed(1)
+    student = [torch.randn(2, 4, 16, generator=g, requires_grad=True)]
+    teacher = [torch.randn(2, 4, 32, generator=g)]
+    projection = torch.nn.Linear(16, 32, bias=False)
+    assert projection.weight.shape == (32, 16)
+    loss = hidden_state_loss(student, teacher, torch.ones(2, 4), "cosine", projection)
+    loss.backward()
+    assert 0.0 < loss.item() <= 2.0
+    assert projection.weight.grad is not None and student[0].grad is not None
+    with pytest.raises(ValueError, match="2 student layers matched to 1"):
+        hidden_state_loss(student * 2, teacher, torch.ones(2, 4))

@@ -7,9 +7,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autodistill.space import sample
+from autodistill.space import StudentArch, sample
 from autodistill.spacefile import load_space
 
+MINILM = StudentArch(depth=6, width=384, heads=12, ffn=1536)
 SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))
 
 
@@ -25,13 +26,20 @@ def test_space_file_is_valid_and_samples(path: Path) -> None:
     )
     for _ in range(20):
         trial = study.ask()
-        settings = sample(trial, space)
-        assert settings.arch.heads * space.student.head_size == settings.arch.width
+        settings = sample(trial, space, MINILM)
+        if settings.init == "teacher-layers":  # whole teacher layers: the teacher's width and heads
+            assert settings.arch == StudentArch(settings.arch.depth, 384, 12, 1536)
+        else:
+            assert settings.arch.heads * space.student.head_size == settings.arch.width
         assert 0.0 <= settings.lam <= 1.0 and settings.temperature > 0 and settings.learning_rate > 0
         study.tell(trial, [0.5, 1.0])
 
 
-def test_bert_space_students_are_smaller_than_minilm() -> None:
+def test_bert_space_students_are_no_larger_than_minilm() -> None:
     space = load_space(SPACES[[p.name for p in SPACES].index("bert.yaml")]).config
     depth, width = space.student.depth, space.student.width
-    assert depth.values_bound()[1] < 6 and width.values_bound()[1] < 384  # type: ignore[union-attr]
+    assert depth.values_bound()[1] < 6 and width.values_bound()[1] <= 384  # type: ignore[union-attr]
+    assert space.student.head_size <= 32 and set(space.student.init_choices()) <= {
+        "weight-select",
+        "teacher-layers",
+    }

@@ -1,0 +1,69 @@
+"""The teacher's hidden states: the cache holds what a live forward pass gives, and training uses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from autodistill.data import Encoded
+from autodistill.space import StudentArch
+from autodistill.student import build_student, init_from_teacher, select_layers, teacher_arch
+from autodistill.teacher_states import TeacherStates, teacher_states
+from autodistill.train import DistillRecipe, HiddenMatch, distill
+
+
+def tiny_teacher() -> torch.nn.Module:
+    config = BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=2,
+    )
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+def examples(n: int = 24, longest: int = 12) -> Encoded:
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(3, longest + 1, (n,), generator=g)
+    ids = torch.randint(5, 100, (n, longest), generator=g)
+    ids[torch.arange(longest)[None, :] >= lengths[:, None]] = 0
+    return Encoded(input_ids=ids, lengths=lengths, labels=torch.randint(0, 2, (n,), generator=g))
+
+
+def test_cached_states_equal_live_ones_on_real_tokens(tmp_path: Path) -> None:
+    teacher, data = tiny_teacher(), examples()
+    cached = teacher_states(teacher, data, [0, 2], 8, "cpu", tmp_path, ["key"], print)
+    assert cached.source == "cache" and list(tmp_path.glob("teacher-states-*.pt"))
+    live = TeacherStates(data=data, layers=[0, 2], teacher=teacher)
+    index = torch.tensor([3, 0, 17, 9])
+    mask = data.batch(index)["attention_mask"].bool()
+    for a, b in zip(cached.batch(index, [2, 0], "cpu"), live.batch(index, [2, 0], "cpu"), strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a[mask], b[mask], atol=2e-3, rtol=2e-3)  # float16 storage
+    again = teacher_states(
+        teacher, data, [0, 2], 8, "cpu", tmp_path, ["key"], print
+    )  # read back, not recomputed
+    assert torch.equal(again.cached, cached.cached)
+
+
+def test_hidden_loss_trains_a_narrower_student(tmp_path: Path) -> None:
+    teacher, data = tiny_teacher(), examples()
+    t = teacher_arch(teacher.config)
+    arch = StudentArch(depth=2, width=16, heads=1, ffn=32)
+    layers = select_layers(t.depth, arch.depth)
+    student = build_student(teacher.config, arch, seed=0)
+    init_from_teacher(student, teacher.state_dict(), t, arch, layers)
+    states = teacher_states(teacher, data, layers, 8, "cpu", tmp_path, ["key"], print)
+    logits = torch.zeros(len(data), 2)
+    recipe = DistillRecipe(
+        steps=6, batch_size=8, learning_rate=1e-3, lam=0.5, temperature=2.0, hidden_weight=1.0
+    )
+    before = [p.detach().clone() for p in student.parameters()]
+    result = distill(student, data, logits, recipe, "cpu", hidden=HiddenMatch(states, layers, t.width))
+    assert len(result.losses) == 6 and all(torch.isfinite(torch.tensor(result.losses)))
+    assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))

@@ -54,6 +54,8 @@ def test_nested_runs_while_a_caller_run_is_active(
     tracking = f"sqlite:///{out / 'mlflow.db'}"
     out.mkdir()
     mlflow.set_tracking_uri(tracking)
+    # Its own artifact location: MLflow's default, ./mlruns, would land in the working directory.
+    mlflow.create_experiment("tiny", artifact_location=(tmp_path / "artifacts").as_uri())
     experiment = mlflow.set_experiment("tiny")
     try:
         with mlflow.start_run(run_name="caller's pipeline") as outer:

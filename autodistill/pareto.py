@@ -10,7 +10,17 @@ from typing import Any
 
 import pandas as pd
 
-SETTING_COLUMNS = ["depth", "width", "heads", "ffn", "lambda", "temperature", "learning_rate"]
+SETTING_COLUMNS = [
+    "depth",
+    "width",
+    "heads",
+    "ffn",
+    "init",
+    "lambda",
+    "temperature",
+    "learning_rate",
+    "hidden_weight",
+]
 METRIC_COLUMNS = [
     "accuracy",
     "latency_ms",
@@ -33,6 +43,7 @@ def trial_row(trial: Any) -> dict[str, Any]:
         **{c: metrics.get(c) for c in METRIC_COLUMNS},
         "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
         "fail_reason": trial.user_attrs.get("fail_reason"),
+        "prune_reason": trial.user_attrs.get("prune_reason"),
     }
 
 

@@ -11,6 +11,7 @@ CONSOLE_COLUMNS = {
     "trial": "trial",
     "depth": "depth",
     "width": "width",
+    "init": "init",
     "lambda": "λ",
     "temperature": "T",
     "accuracy": "accuracy",
@@ -26,6 +27,7 @@ def console_table(front: pd.DataFrame, reference: dict[str, Any] | None = None) 
     if reference:
         teacher = {c: reference.get(c) for c in CONSOLE_COLUMNS} | {
             "trial": "teacher",
+            "init": "",
             "lambda": None,
             "temperature": None,
         }

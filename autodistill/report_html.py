@@ -30,9 +30,11 @@ HOVER_FIELDS = [
     "depth",
     "width",
     "heads",
+    "init",
     "lambda",
     "temperature",
     "learning_rate",
+    "hidden_weight",
     "steps",
     "mlflow_run_id",
 ]

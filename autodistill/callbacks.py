@@ -51,8 +51,9 @@ def progress_line(trial: Any, done: int, total: int) -> str:
     s = trial.user_attrs.get("settings", {})
     head = f"[{done}/{total}] trial {trial.number}"
     shape = (
-        f"depth={s.get('depth')} width={s.get('width')} λ={s.get('lambda', 0):.2f} "
-        f"T={s.get('temperature', 0):.2f} lr={s.get('learning_rate', 0):.1e}"
+        f"depth={s.get('depth')} width={s.get('width')} init={s.get('init', 'random')} "
+        f"λ={s.get('lambda', 0):.2f} T={s.get('temperature', 0):.2f} lr={s.get('learning_rate', 0):.1e}"
+        + (f" β={s['hidden_weight']:.2f}" if s.get("hidden_weight") else "")
     )
     if trial.state.name != "COMPLETE":
         reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason", "")
@@ -68,13 +69,13 @@ def progress_line(trial: Any, done: int, total: int) -> str:
 def finished_trials(study: Any) -> int:
     """Trials that count toward ``--trials``: complete, pruned or failed, except failures that are
     retried (a dead process's trial, or one cut by Ctrl-C): their retry counts instead."""
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     with warnings.catch_warnings():  # retried_trial_number is marked experimental, and has been since v2.8
         warnings.simplefilter("ignore")
-        retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} - {None}
+        retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials} - {None}
     retried |= {t.number for t in trials if t.user_attrs.get("interrupted")}
     states = {TrialState[s] for s in FINISHED_STATES}
     return sum(

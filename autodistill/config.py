@@ -76,6 +76,11 @@ class Dist(BaseModel):
         return float(self.low), float(self.high)  # type: ignore[arg-type]
 
 
+def upper_bound(value: Dist | float | int) -> float:
+    """The largest value a fixed value or a distribution can yield."""
+    return value.values_bound()[1] if isinstance(value, Dist) else float(value)
+
+
 def _dist_or_value(v: Any) -> str:
     return "dist" if isinstance(v, dict | Dist) else "value"
 
@@ -221,11 +226,7 @@ class DistillSpec(BaseModel):
 
     def uses_hidden_states(self) -> bool:
         """Whether any trial can weigh the hidden-state loss (then the teacher's states are needed)."""
-        return (
-            self.hidden_weight.values_bound()[1]
-            if isinstance(self.hidden_weight, Dist)
-            else self.hidden_weight
-        ) > 0
+        return upper_bound(self.hidden_weight) > 0
 
     @field_validator("lambda_")
     @classmethod
@@ -323,6 +324,16 @@ class SearchSpec(BaseModel):
     objectives: list[MetricName] = ["accuracy", "latency_ms", "size_mb"]  # pydantic copies defaults
     constraints: dict[MetricName, Bound] = Field(default_factory=dict)
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
+
+    def constraint_values(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Each constraint's value for ``metrics``, in Optuna's convention: ≤ 0 is feasible."""
+        values = {}
+        for metric, bound in self.constraints.items():
+            if bound.max is not None:
+                values[f"{metric}_max"] = metrics[metric] - bound.max
+            if bound.min is not None:
+                values[f"{metric}_min"] = bound.min - metrics[metric]
+        return values
 
     @field_validator("objectives")
     @classmethod

@@ -2,9 +2,10 @@
 refuses multi-objective studies).
 
 Size and latency are known before training (they depend on the shape, not the weights), so at each
-checkpoint only accuracy is uncertain. A trial is stopped when some completed trial costs no more on
-every other objective and was already at least ``margin`` more accurate at the same step: the running
-trial would have to overtake it in the remaining steps to reach the front. The rule is deterministic
+checkpoint only accuracy is uncertain. A trial is stopped when some completed, feasible trial costs no
+more on every other objective and was already at least ``margin`` more accurate (and strictly more
+accurate) at the same step: the running trial would have to overtake it in the remaining steps to
+reach the front. The rule is deterministic
 (no randomness to seed) and is switched off with ``search.early_stopping.enabled: false``.
 """
 
@@ -38,6 +39,7 @@ def beaten_by(
         for c in completed
         if step in c.accuracy_at
         and c.accuracy_at[step] >= accuracy + margin
+        and c.accuracy_at[step] > accuracy  # margin 0: a tie is not a defeat
         and all(c.costs[k] <= v for k, v in costs.items())
     ]
     return max(rivals, key=lambda c: c.accuracy_at[step], default=None)
@@ -47,6 +49,7 @@ class EarlyStopping:
     """Checkpoint steps and the stop decision for one study's space."""
 
     def __init__(self, space: SpaceConfig):
+        self.search = space.search
         spec = space.search.early_stopping
         objectives = list(space.search.objectives)
         self.cost_objectives: list[str] = [o for o in objectives if o != "accuracy"]
@@ -66,8 +69,12 @@ class EarlyStopping:
                 accuracy_at={int(k): v for k, v in t.user_attrs.get(CHECKPOINT_ATTR, {}).items()},
             )
             for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "metrics" in t.user_attrs
+            if "metrics" in t.user_attrs and self._feasible(t.user_attrs["metrics"])
         ]
+
+    def _feasible(self, metrics: dict[str, float]) -> bool:
+        """An infeasible trial never reaches the front, so it must not stop others."""
+        return all(v <= 0 for v in self.search.constraint_values(metrics).values())
 
     def decide(self, trial: Any, step: int, accuracy: float, metrics: dict[str, float]) -> str | None:
         """Record the checkpoint on ``trial``; the reason to stop it, or None to go on."""

@@ -13,10 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autodistill.config import Dist, SpaceConfig
+from autodistill.config import SpaceConfig, possible_ints, upper_bound
 from autodistill.data import DataError, Encoded, TextData, encode, load_text_data
 from autodistill.space import StudentArch
-from autodistill.student import StudentBuildError, arch_fields, select_layers, teacher_arch
+from autodistill.student import (
+    StudentBuildError,
+    arch_fields,
+    check_teacher_init,
+    select_layers,
+    teacher_arch,
+)
 from autodistill.teacher import (
     TeacherError,
     TeacherInfo,
@@ -96,39 +102,38 @@ def _students_fit(space: SpaceConfig, teacher: TeacherInfo) -> list[str]:
 
 
 def _teacher_init_fits(space: SpaceConfig, teacher: StudentArch) -> list[str]:
-    """A student that starts from the teacher's weights selects from them, so it cannot be larger."""
+    """Teacher-based inits select from the teacher's weights and the hidden-state loss matches each
+    student layer to a teacher layer, so neither works for a student larger than the teacher."""
     student = space.student
-    inits = set(student.init_choices()) - {"random"}
-    if not inits:
-        return []
-    named = " and ".join(sorted(inits))
+    inits = sorted(set(student.init_choices()) - {"random"})
+    uses = inits + (["the hidden-state loss"] if space.distill.uses_hidden_states() else [])
     problems = []
-    _, max_depth = student.depth.values_bound() if isinstance(student.depth, Dist) else (0, student.depth)
-    if max_depth > teacher.depth:
+    max_depth = int(upper_bound(student.depth))
+    if uses and max_depth > teacher.depth:
         problems.append(
-            f"student.depth: up to {int(max_depth)}, but student.init {named} copies layers of a "
-            f"{teacher.depth}-layer teacher; lower depth to ≤ {teacher.depth}"
+            f"student.depth: up to {max_depth}, but {' and '.join(uses)} needs a teacher layer per student "
+            f"layer and the teacher has {teacher.depth}; lower depth to ≤ {teacher.depth}"
         )
     if "weight-select" in inits:
-        _, max_width = student.width.values_bound() if isinstance(student.width, Dist) else (0, student.width)
-        if student.head_size > teacher.head_size:
+        width = int(upper_bound(student.width))
+        largest = StudentArch(
+            min(max_depth, teacher.depth),
+            width,
+            max(1, width // student.head_size),
+            round(width * student.ffn_ratio),
+        )
+        try:
+            check_teacher_init(teacher, largest, "weight-select")
+        except StudentBuildError as exc:
             problems.append(
-                f"student.head_size: {student.head_size} exceeds the teacher's head size {teacher.head_size}; "
-                f"weight-select selects dimensions within the teacher's heads: set head_size ≤ {teacher.head_size}"
-            )
-        if max_width > teacher.width or round(max_width * student.ffn_ratio) > teacher.ffn:
-            problems.append(
-                f"student.width/ffn_ratio: up to width {int(max_width)} and feed-forward "
-                f"{round(max_width * student.ffn_ratio)}, but weight-select selects from the teacher's "
-                f"{teacher.width} and {teacher.ffn}; keep them ≤ the teacher's"
+                f"student.width/head_size/ffn_ratio: {exc} (the teacher has width {teacher.width}, "
+                f"{teacher.heads} heads of {teacher.head_size}, feed-forward {teacher.ffn})"
             )
     return problems
 
 
 def matched_layers(space: SpaceConfig, teacher: StudentArch) -> list[int]:
     """Every teacher layer that some student depth of the space is matched to (hidden-state loss)."""
-    from autodistill.config import possible_ints
-
     depths = [d for d in possible_ints(space.student.depth) if 1 <= d <= teacher.depth]
     how = space.student.layer_selection
     return sorted({layer for d in depths for layer in select_layers(teacher.depth, d, how)})

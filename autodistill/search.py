@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +46,16 @@ def make_sampler(name: str, seed: int) -> Any:
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+    # group=True models conditional parameters jointly: width is not asked of teacher-layers students.
+    with warnings.catch_warnings():  # group is marked experimental, and has been since v2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
 
 
 def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
     """Create the study, or load it when it exists (resume); its objectives must not have changed."""
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     objectives = list(space.search.objectives)
     directions = [METRIC_DIRECTIONS[o] for o in objectives]
@@ -68,7 +72,7 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
                 loc.storage,
                 heartbeat_interval=beat,
                 grace_period=2 * beat,
-                failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
             )
         return optuna.create_study(
             storage=storage,
@@ -114,17 +118,6 @@ def comparable_fingerprint(space: SpaceConfig) -> str:
     )
     parts["train"].pop("seed", None)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def constraint_values(space: SpaceConfig, metrics: dict[str, float]) -> dict[str, float]:
-    """Optuna's convention: a value ≤ 0 is feasible."""
-    values = {}
-    for metric, bound in space.search.constraints.items():
-        if bound.max is not None:
-            values[f"{metric}_max"] = metrics[metric] - bound.max
-        if bound.min is not None:
-            values[f"{metric}_min"] = bound.min - metrics[metric]
-    return values
 
 
 def make_objective(job: Job, tracker: Any, students_dir: Path) -> Callable[[Any], tuple[float, ...]]:
@@ -182,7 +175,7 @@ def make_objective(job: Job, tracker: Any, students_dir: Path) -> Callable[[Any]
             student_dir = students_dir / f"trial-{trial.number}"
             outcome.student.save_pretrained(student_dir, safe_serialization=True)
             trial.set_user_attr("student_dir", str(student_dir.resolve()))
-            for key, value in constraint_values(space, outcome.metrics).items():
+            for key, value in space.search.constraint_values(outcome.metrics).items():
                 trial.set_constraint(key, value)
             trial.set_user_attr("metrics", outcome.metrics)
             trial.set_user_attr("timings", outcome.timings)

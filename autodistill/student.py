@@ -106,7 +106,7 @@ def evenly_spaced(total: int, keep: int) -> Any:
 
 # Attention projections: their output rows (query/key/value) or input columns (output projection) are
 # ordered head by head, so a narrower student selects heads and dimensions within heads, not units.
-_ATTENTION_IN = re.compile(r"attention\.(self\.(query|key|value)|q_lin|k_lin|v_lin)\.")
+_ATTENTION_IN = re.compile(r"attention\.(self\.(query|key|value)(_proj)?|q_lin|k_lin|v_lin)\.")
 _ATTENTION_OUT = re.compile(r"attention\.(output\.dense|out_lin)\.weight$")
 _LAYER = re.compile(r"\.layer\.(\d+)\.")
 
@@ -168,6 +168,6 @@ def init_from_teacher(
         weight = teacher_state[source]
         for dim, size in enumerate(param.shape):
             if weight.shape[dim] != size:
-                weight = weight.index_select(dim, units(name, dim, weight.shape[dim]))
+                weight = weight.index_select(dim, units(name, dim, weight.shape[dim]).to(weight.device))
         selected[name] = weight.clone()
     student.load_state_dict(selected)

@@ -81,15 +81,12 @@ def distill(
         )
     generator = torch.Generator().manual_seed(recipe.seed)
     torch.manual_seed(recipe.seed)  # dropout
-    use_hidden = recipe.hidden_weight > 0
-    if use_hidden and hidden is None:
+    if recipe.hidden_weight > 0 and hidden is None:
         raise ValueError("hidden_weight > 0 needs the teacher's hidden states (hidden=HiddenMatch(...))")
+    hidden = hidden if recipe.hidden_weight > 0 else None
+    use_hidden = hidden is not None
     student.to(device).train()
-    projection = (
-        _projection(student.config.hidden_size, hidden.teacher_width, device)
-        if use_hidden and hidden
-        else None
-    )
+    projection = _projection(student.config.hidden_size, hidden.teacher_width, device) if hidden else None
     parameters = list(student.parameters()) + (list(projection.parameters()) if projection else [])
     optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     scheduler = get_linear_schedule_with_warmup(
@@ -113,7 +110,7 @@ def distill(
         loss = distillation_loss(
             outputs.logits, teacher_logits[index].to(device), batch["labels"], recipe.lam, recipe.temperature
         ).total
-        if use_hidden and hidden is not None:
+        if hidden is not None:
             loss = loss + recipe.hidden_weight * hidden_state_loss(
                 list(outputs.hidden_states[1:]),
                 hidden.states.batch(index, hidden.teacher_layers, device),

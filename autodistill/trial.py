@@ -98,7 +98,9 @@ def run_trial(
     space = job.space
     start = time.perf_counter()
     student = build_student(job.teacher_config, settings.arch, seed=space.train.seed)
-    layers = select_layers(job.teacher_arch.depth, settings.arch.depth, space.student.layer_selection)
+    layers: list[int] = []  # the teacher layers this student starts from and/or is matched to
+    if settings.init != "random" or settings.hidden_weight > 0:
+        layers = select_layers(job.teacher_arch.depth, settings.arch.depth, space.student.layer_selection)
     if settings.init != "random":
         check_teacher_init(job.teacher_arch, settings.arch, settings.init)
         init_from_teacher(student, job.teacher.state_dict(), job.teacher_arch, settings.arch, layers)

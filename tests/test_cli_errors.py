@@ -117,6 +117,24 @@ CASES = {
     "labels out of range": (["{space}", "--dataset", "{three}"], "outside the teacher's 2 classes"),
     "unwritable out": (["{space}", "--out", "{space}/study"], "--out {space}/study: cannot write there"),
     "zero trials": (["{space}", "--trials", "0"], "--trials 0: must be at least 1"),
+    "unknown init": (["{space}", "--set", "student.init=distil"], "student.init: Input should be 'random'"),
+    "teacher-based student deeper than the teacher": (
+        ["{space}", "--set", "student.init=teacher-layers", "--set", "student.depth=3"],
+        "student.depth: up to 3, but teacher-layers needs a teacher layer per student layer and the teacher has 2",
+    ),
+    "weight-select student wider than the teacher": (
+        ["{space}", "--set", "student.init=weight-select"],
+        "student.width/head_size/ffn_ratio: weight-select selects from the teacher, so the student cannot be larger: "
+        "width 64 > 32, heads 4 > 2, feed-forward 128 > 64",
+    ),
+    "negative hidden-state weight": (
+        ["{space}", "--set", "distill.hidden_weight=-1"],
+        "distill.hidden_weight: hidden_weight must be ≥ 0.0",
+    ),
+    "unknown latency backend": (
+        ["{space}", "--set", "latency.backend=tensorrt"],
+        "latency.backend: Input should be",
+    ),
 }
 
 

@@ -57,6 +57,21 @@ def test_a_dominated_trial_is_stopped_and_a_promising_one_is_not() -> None:
     assert reason is not None and "trial 1's 0.9000" in reason
 
 
+def test_only_feasible_and_strictly_better_trials_stop_others() -> None:
+    constrained = SpaceConfig.model_validate({**SPACE, "search": {"constraints": {"latency_ms": {"max": 5}}}})
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    completed(study, accuracy_at_100=0.90, latency=9.0, size=50.0)  # breaks the latency constraint
+    trial = study.ask()
+    assert EarlyStopping(constrained).decide(trial, 100, 0.70, {"latency_ms": 9.5, "size_mb": 60.0}) is None
+    assert EarlyStopping(SpaceConfig.model_validate(SPACE)).decide(
+        trial, 100, 0.70, {"latency_ms": 9.5, "size_mb": 60.0}
+    )  # the same rival counts when there is no constraint
+    no_margin = SpaceConfig.model_validate({**SPACE, "search": {"early_stopping": {"margin": 0}}})
+    assert (
+        EarlyStopping(no_margin).decide(trial, 100, 0.90, {"latency_ms": 9.0, "size_mb": 50.0}) is None
+    )  # a tie
+
+
 def test_switched_off_or_without_accuracy_it_never_checks() -> None:
     off = SpaceConfig.model_validate({**SPACE, "search": {"early_stopping": {"enabled": False}}})
     assert EarlyStopping(off).steps == []
@@ -87,7 +102,8 @@ def test_a_real_search_stops_beaten_trials_and_records_why(
             },
         )
     )
-    assert main(search_args(tiny_space, tiny_teacher, sst2_slice, out, "--trials", "3")) == 0
+    args = search_args(tiny_space, tiny_teacher, sst2_slice, out, "--trials", "3")
+    assert main([*args, "--set", "search.early_stopping.enabled=true"]) == 0
 
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert [t.state.name for t in study.trials] == ["COMPLETE", "PRUNED", "PRUNED"]

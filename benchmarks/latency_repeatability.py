@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from autodistill.config import LatencySpec
-from autodistill.measure import measure_latency
+from autodistill.measure.latency import measure_latency
 
 # (depth, width): every depth and width of the range, with near-ties (2 × 64 against 1 × 128,
 # 3 × 128 against 1 × 256) as a search meets them.

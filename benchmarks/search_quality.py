@@ -94,16 +94,16 @@ def run_search(name: str, sets: list[str], budget_s: float, root: Path, common: 
 def hand_made(root: Path, teacher: str, dataset: str) -> list[dict[str, Any]]:
     """The recipes a user would write by hand, each trained once through the product's own trial code."""
     from autodistill.config import Dist
-    from autodistill.job import inspect_inputs, prepare_job
-    from autodistill.space import StudentArch
-    from autodistill.spacefile import load_space
-    from autodistill.student import teacher_arch
-    from autodistill.trial import run_trial
+    from autodistill.config.spacefile import load_space
+    from autodistill.distill.student import StudentArch, teacher_arch
+    from autodistill.search.inputs import inspect_inputs
+    from autodistill.search.preparation import prepare_job
+    from autodistill.search.trial import run_trial
 
     space = load_space(SPACE, [], teacher=teacher, dataset=dataset).config
     inputs, problems = inspect_inputs(space)
     assert inputs is not None, problems
-    t = teacher_arch(inputs.teacher.config)
+    t = teacher_arch(inputs.teacher_config)
     half = StudentArch(depth=t.depth // 2, width=t.width, heads=t.heads, ffn=t.ffn)
     # The teacher's hidden states are cached for the depths these recipes use.
     depths = Dist(type="categorical", choices=sorted({half.depth, 2, 4}))
@@ -122,7 +122,8 @@ def hand_made(root: Path, teacher: str, dataset: str) -> list[dict[str, Any]]:
 
 def recipes_for(t: Any) -> dict[str, Any]:
     """The hand-made recipes for a teacher of shape ``t`` (a StudentArch)."""
-    from autodistill.space import StudentArch, TrialSettings
+    from autodistill.distill.student import StudentArch
+    from autodistill.search.sampling import TrialSettings
 
     half = StudentArch(depth=t.depth // 2, width=t.width, heads=t.heads, ffn=t.ffn)
     small, medium = StudentArch(2, 128, 4, 512), StudentArch(4, 256, 8, 1024)
@@ -147,13 +148,16 @@ def latency_together(shapes: dict[str, Any], teacher: str, spec: Any, passes: in
     weights, so random-init models of the same shapes stand in for the trained ones."""
     import statistics
 
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from autodistill.measure import measure_latency
-    from autodistill.student import build_student
+    from autodistill.distill.student import build_student
+    from autodistill.measure.latency import measure_latency
 
     config = AutoConfig.from_pretrained(teacher)
-    models = {name: build_student(config, arch, seed=0) for name, arch in shapes.items()}
+    models = {
+        name: build_student(config, arch, 0, AutoModelForSequenceClassification)
+        for name, arch in shapes.items()
+    }
     names, seen = list(models), {name: [] for name in models}
     for k in range(passes):
         order = names[k % len(names) :] + names[: k % len(names)]
@@ -168,8 +172,8 @@ def dominated_together(ours: optuna.Study, hand: list[dict[str, Any]], teacher: 
     from transformers import AutoConfig
 
     from autodistill.config import SpaceConfig
-    from autodistill.space import TrialSettings
-    from autodistill.student import teacher_arch
+    from autodistill.distill.student import teacher_arch
+    from autodistill.search.sampling import TrialSettings
 
     recipes = recipes_for(teacher_arch(AutoConfig.from_pretrained(teacher)))
     front = {f"trial {t.number}": t for t in ours.best_trials}

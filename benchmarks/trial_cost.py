@@ -18,11 +18,13 @@ from pathlib import Path
 
 import torch
 
-from autodistill.job import inspect_inputs, prepare_job
-from autodistill.space import StudentArch, TrialSettings
-from autodistill.spacefile import load_space
-from autodistill.tracking import Tracker
-from autodistill.trial import run_trial
+from autodistill.config.spacefile import load_space
+from autodistill.distill.student import StudentArch
+from autodistill.search.inputs import inspect_inputs
+from autodistill.search.preparation import prepare_job
+from autodistill.search.sampling import TrialSettings
+from autodistill.search.trial import run_trial
+from autodistill.store.tracking import Tracker
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -73,7 +75,7 @@ def main() -> None:
         f"{args.steps} steps × batch 32, seq ≤ 64 (dynamic padding)"
     )
     print(
-        f"teacher cache (once per study: tokenise + logits on {len(job.train)} examples + reference): {cache_seconds:.1f} s"
+        f"teacher cache (once per study: tokenise + logits on {len(job.data.train)} examples + reference): {cache_seconds:.1f} s"
     )
     print(f"{'phase':<10} {'median s':>9} {'min s':>7} {'max s':>7}   over {args.repeats} trials")
     for phase in ["build", "train", "eval", "size", "latency", "logging", "total"]:

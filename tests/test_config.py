@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from autodistill.config import Dist
-from autodistill.spacefile import ConfigError, load_space
+from autodistill.config.spacefile import ConfigError, load_space
 
 GOOD = """
 student:

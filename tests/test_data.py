@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from autodistill.config import DatasetSpec
-from autodistill.data import DataError, encode, load_text_data
+from autodistill.data.sources import DataError
+from autodistill.tasks.classification.data import load_text_data
+from autodistill.tasks.classification.encoding import encode
 
 LABELS = {"negative": 0, "positive": 1}
 

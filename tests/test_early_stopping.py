@@ -11,9 +11,10 @@ from mlflow import MlflowClient
 
 from autodistill.cli import main
 from autodistill.config import SpaceConfig
-from autodistill.early_stopping import CHECKPOINT_ATTR, EarlyStopping
+from autodistill.search.early_stopping import EarlyStopping, checkpoint_attr
 from tests.conftest import search_args
 
+CHECKPOINT_ATTR = checkpoint_attr("accuracy")
 SPACE = {
     "student": {"depth": 2, "width": 64},
     "distill": {"lambda": 0.5, "temperature": 2.0, "learning_rate": 1e-3},
@@ -34,7 +35,7 @@ def completed(study: optuna.Study, accuracy_at_100: float, latency: float, size:
 
 
 def test_a_dominated_trial_is_stopped_and_a_promising_one_is_not() -> None:
-    early = EarlyStopping(SpaceConfig.model_validate(SPACE))
+    early = EarlyStopping(SpaceConfig.model_validate(SPACE), "accuracy", "maximize")
     assert early.enabled and early.steps == [50, 100, 150]
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     completed(study, accuracy_at_100=0.80, latency=2.0, size=10.0)  # trial 0: small, fast, good early
@@ -62,21 +63,29 @@ def test_only_feasible_and_strictly_better_trials_stop_others() -> None:
     study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
     completed(study, accuracy_at_100=0.90, latency=9.0, size=50.0)  # breaks the latency constraint
     trial = study.ask()
-    assert EarlyStopping(constrained).decide(trial, 100, 0.70, {"latency_ms": 9.5, "size_mb": 60.0}) is None
-    assert EarlyStopping(SpaceConfig.model_validate(SPACE)).decide(
+    assert (
+        EarlyStopping(constrained, "accuracy", "maximize").decide(
+            trial, 100, 0.70, {"latency_ms": 9.5, "size_mb": 60.0}
+        )
+        is None
+    )
+    assert EarlyStopping(SpaceConfig.model_validate(SPACE), "accuracy", "maximize").decide(
         trial, 100, 0.70, {"latency_ms": 9.5, "size_mb": 60.0}
     )  # the same rival counts when there is no constraint
     no_margin = SpaceConfig.model_validate({**SPACE, "search": {"early_stopping": {"margin": 0}}})
     assert (
-        EarlyStopping(no_margin).decide(trial, 100, 0.90, {"latency_ms": 9.0, "size_mb": 50.0}) is None
+        EarlyStopping(no_margin, "accuracy", "maximize").decide(
+            trial, 100, 0.90, {"latency_ms": 9.0, "size_mb": 50.0}
+        )
+        is None
     )  # a tie
 
 
 def test_switched_off_or_without_accuracy_it_never_checks() -> None:
     off = SpaceConfig.model_validate({**SPACE, "search": {"early_stopping": {"enabled": False}}})
-    assert EarlyStopping(off).steps == []
+    assert EarlyStopping(off, "accuracy", "maximize").steps == []
     no_accuracy = SpaceConfig.model_validate({**SPACE, "search": {"objectives": ["latency_ms", "size_mb"]}})
-    assert EarlyStopping(no_accuracy).steps == []
+    assert EarlyStopping(no_accuracy, "accuracy", "maximize").steps == []
     with pytest.raises(ValueError, match=r"each in \(0, 1\)"):
         SpaceConfig.model_validate({**SPACE, "search": {"early_stopping": {"checkpoints": [0.5, 1.5]}}})
 

@@ -13,9 +13,9 @@ import torch
 from mlflow import MlflowClient
 
 from autodistill.config import SpaceConfig
-from autodistill.data import encode
-from autodistill.job import inspect_inputs
-from autodistill.measure import accuracy
+from autodistill.search.inputs import inspect_inputs
+from autodistill.tasks.classification.encoding import encode
+from autodistill.tasks.classification.evaluation import accuracy
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,7 @@ def test_export_round_trip_and_onnx(tiny_study: Path, tmp_path: Path) -> None:
     space = SpaceConfig.model_validate(study.user_attrs["space"])
     inputs, problems = inspect_inputs(space)
     assert inputs is not None, problems
-    validation = encode(inputs.data.validation, tokenizer, space.train.max_length, cache_dir=None)
+    validation = encode(inputs.examples.validation, tokenizer, space.train.max_length, cache_dir=None)
     assert accuracy(model, validation, 64, "cpu") == pytest.approx(
         trial.user_attrs["metrics"]["accuracy"], abs=1e-9
     )

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from transformers import AutoModelForSequenceClassification, BertConfig
 
 from autodistill.config import LatencySpec
-from autodistill.measure import _round_sizes, latency, measure_latency
+from autodistill.measure.latency import _round_sizes, latency, measure_latency
 
 BACKENDS = ["torch", "onnxruntime"]
 

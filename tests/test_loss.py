@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autodistill.loss import distillation_loss, hidden_state_loss
+from autodistill.distill.loss import distillation_loss, hidden_state_loss
 
 
 def logits_pair(

@@ -6,8 +6,8 @@ import optuna
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autodistill.pareto import front_frame, trials_frame
 from autodistill.report import console_table, write_csv
+from autodistill.report.pareto import front_frame, trials_frame
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from autodistill.data import encode
-from autodistill.job import inspect_inputs
-from autodistill.measure import accuracy
-from autodistill.spacefile import load_space
-from autodistill.teacher import load_teacher
+from autodistill.config.spacefile import load_space
+from autodistill.search.inputs import inspect_inputs
+from autodistill.tasks.classification.encoding import encode
+from autodistill.tasks.classification.evaluation import accuracy
+from autodistill.tasks.classification.teacher import load_teacher
 from tests.conftest import MINILM_TEACHER, REPO, SST2
 
 pytestmark = pytest.mark.slow
@@ -26,8 +26,8 @@ def test_minilm_teacher_accuracy_on_sst2_validation() -> None:
     ).config
     inputs, problems = inspect_inputs(space)
     assert inputs is not None, problems
-    assert inputs.data.validation_source == "validation" and len(inputs.data.validation.texts) == 872
+    assert inputs.examples.validation_source == "validation" and len(inputs.examples.validation.texts) == 872
     model, tokenizer = load_teacher(str(MINILM_TEACHER))
-    validation = encode(inputs.data.validation, tokenizer, space.train.max_length, cache_dir=None)
+    validation = encode(inputs.examples.validation, tokenizer, space.train.max_length, cache_dir=None)
     measured = accuracy(model, validation, batch_size=64, device="cpu")
     assert measured == pytest.approx(card["validation_accuracy"], abs=0.01)

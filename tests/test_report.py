@@ -9,8 +9,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autodistill.pareto import importances, trials_frame
-from autodistill.report_html import render
+from autodistill.report.html import render
+from autodistill.report.pareto import importances, trials_frame
 from tests.test_pareto import DIRECTIONS, add
 
 

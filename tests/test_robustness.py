@@ -18,10 +18,11 @@ from mlflow import MlflowClient
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-import autodistill.trial
+import autodistill.search.objective
 from autodistill.cli import main
-from autodistill.data import Encoded
-from autodistill.train import DistillRecipe, distill
+from autodistill.distill.loop import DistillRecipe, distill
+from autodistill.tasks.classification.encoding import Encoded
+from autodistill.tasks.classification.task import LabelledBatches, SequenceClassification
 from tests.conftest import search_args, search_command
 
 pytestmark = pytest.mark.slow
@@ -165,7 +166,7 @@ def test_a_non_finite_loss_stops_at_the_first_step() -> None:
     teacher_logits = torch.full((8, 2), float("nan"))
     recipe = DistillRecipe(steps=5, batch_size=4, learning_rate=1e-3, lam=0.5, temperature=2.0)
     with pytest.raises(FloatingPointError, match="at step 1"):
-        distill(model, data, teacher_logits, recipe, "cpu")
+        distill(model, LabelledBatches(data, teacher_logits), SequenceClassification().loss, recipe, "cpu")
 
 
 def test_a_study_where_every_trial_fails_says_so(
@@ -179,7 +180,7 @@ def test_a_study_where_every_trial_fails_says_so(
     def out_of_memory(*_a: object, **_k: object) -> None:
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(autodistill.trial, "run_trial", out_of_memory)
+    monkeypatch.setattr(autodistill.search.objective, "run_trial", out_of_memory)
     out = tmp_path / "study"
     argv = [
         *search_args(tiny_space, tiny_teacher, sst2_slice, out),

@@ -9,7 +9,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-import autodistill.trial
+import autodistill.search.objective
 from autodistill.cli import main
 from tests.conftest import search_args
 
@@ -23,7 +23,7 @@ def args(space: Path, teacher: Path, data: Path, out: Path, trials: int) -> list
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(
     tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_run_trial = autodistill.trial.run_trial
+    real_run_trial = autodistill.search.objective.run_trial
     calls = []
 
     def second_call_explodes(*a, **k):
@@ -32,7 +32,7 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(
             raise RuntimeError("student exploded on purpose")
         return real_run_trial(*a, **k)
 
-    monkeypatch.setattr(autodistill.trial, "run_trial", second_call_explodes)
+    monkeypatch.setattr(autodistill.search.objective, "run_trial", second_call_explodes)
     out = tmp_path / "study"
     assert main(args(tiny_space, tiny_teacher, sst2_slice, out, 3)) == 0
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from autodistill.space import StudentArch, sample
-from autodistill.spacefile import load_space
+from autodistill.config.spacefile import load_space
+from autodistill.distill.student import StudentArch
+from autodistill.search.sampling import sample
 
 MINILM = StudentArch(depth=6, width=384, heads=12, ffn=1536)
 SPACES = sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"))

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import BertConfig, DistilBertConfig, GPT2Config, RobertaConfig
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    DistilBertConfig,
+    GPT2Config,
+    RobertaConfig,
+)
 
-from autodistill.space import StudentArch
-from autodistill.student import StudentBuildError, build_student, student_config, teacher_arch
+from autodistill.distill.student import (
+    StudentArch,
+    StudentBuildError,
+    build_student,
+    student_config,
+    teacher_arch,
+)
 
 ARCH = StudentArch(depth=1, width=32, heads=2, ffn=64)
 COMMON = {"vocab_size": 100, "num_labels": 3}
@@ -28,7 +39,7 @@ COMMON = {"vocab_size": 100, "num_labels": 3}
 )
 def test_student_takes_depth_and_width_and_keeps_labels(teacher) -> None:
     assert teacher_arch(teacher) == StudentArch(depth=3, width=64, heads=4, ffn=128)
-    model = build_student(teacher, ARCH, seed=0)
+    model = build_student(teacher, ARCH, 0, AutoModelForSequenceClassification)
     assert teacher_arch(model.config) == ARCH
     assert model.config.num_labels == 3 and model.config.model_type == teacher.model_type
     out = model(input_ids=torch.tensor([[5, 6, 7]])).logits
@@ -40,7 +51,7 @@ def test_same_seed_same_student() -> None:
     teacher = BertConfig(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, **COMMON
     )
-    a, b = build_student(teacher, ARCH, 7), build_student(teacher, ARCH, 7)
+    a, b = (build_student(teacher, ARCH, 7, AutoModelForSequenceClassification) for _ in range(2))
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
 
 
@@ -54,4 +65,6 @@ def test_width_not_divisible_by_heads() -> None:
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, **COMMON
     )
     with pytest.raises(StudentBuildError, match="not divisible"):
-        build_student(teacher, StudentArch(depth=1, width=30, heads=4, ffn=64), seed=0)
+        build_student(
+            teacher, StudentArch(depth=1, width=30, heads=4, ffn=64), 0, AutoModelForSequenceClassification
+        )

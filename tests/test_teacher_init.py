@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, RobertaConfig
 
-from autodistill.space import StudentArch
-from autodistill.student import (
+from autodistill.distill.student import (
+    StudentArch,
     StudentBuildError,
     build_student,
     check_teacher_init,
@@ -40,7 +40,7 @@ def make_teacher(config) -> torch.nn.Module:
 
 
 def from_teacher(teacher, arch: StudentArch, layers: list[int]) -> torch.nn.Module:
-    student = build_student(teacher.config, arch, seed=0).eval()
+    student = build_student(teacher.config, arch, 0, AutoModelForSequenceClassification).eval()
     init_from_teacher(student, teacher.state_dict(), teacher_arch(teacher.config), arch, layers)
     return student
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from autodistill.config import DatasetSpec
-from autodistill.data import discover_labels, is_class_folders, load_text_data
+from autodistill.data.sources import is_class_folders
+from autodistill.tasks.classification.data import discover_labels, load_text_data
 
 pytestmark = pytest.mark.slow
 

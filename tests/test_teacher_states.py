@@ -7,11 +7,17 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig
 
-from autodistill.data import Encoded
-from autodistill.space import StudentArch
-from autodistill.student import build_student, init_from_teacher, select_layers, teacher_arch
-from autodistill.teacher_states import TeacherStates, teacher_states
-from autodistill.train import DistillRecipe, HiddenMatch, distill
+from autodistill.distill.loop import DistillRecipe, HiddenMatch, distill
+from autodistill.distill.student import (
+    StudentArch,
+    build_student,
+    init_from_teacher,
+    select_layers,
+    teacher_arch,
+)
+from autodistill.distill.teacher_states import TeacherStates, teacher_states
+from autodistill.tasks.classification.encoding import Encoded
+from autodistill.tasks.classification.task import LabelledBatches, SequenceClassification
 
 
 def tiny_teacher() -> torch.nn.Module:
@@ -56,7 +62,7 @@ def test_hidden_loss_trains_a_narrower_student(tmp_path: Path) -> None:
     t = teacher_arch(teacher.config)
     arch = StudentArch(depth=2, width=16, heads=1, ffn=32)
     layers = select_layers(t.depth, arch.depth)
-    student = build_student(teacher.config, arch, seed=0)
+    student = build_student(teacher.config, arch, 0, AutoModelForSequenceClassification)
     init_from_teacher(student, teacher.state_dict(), t, arch, layers)
     states = teacher_states(teacher, data, layers, 8, "cpu", tmp_path, ["key"], print)
     logits = torch.zeros(len(data), 2)
@@ -64,6 +70,10 @@ def test_hidden_loss_trains_a_narrower_student(tmp_path: Path) -> None:
         steps=6, batch_size=8, learning_rate=1e-3, lam=0.5, temperature=2.0, hidden_weight=1.0
     )
     before = [p.detach().clone() for p in student.parameters()]
-    result = distill(student, data, logits, recipe, "cpu", hidden=HiddenMatch(states, layers, t.width))
+    training = LabelledBatches(data, logits)
+    loss = SequenceClassification().loss
+    result = distill(student, training, loss, recipe, "cpu", hidden=HiddenMatch(states, layers, t.width))
+    assert set(result.parts) == {"hard", "soft", "hidden"} and all(len(v) == 6 for v in result.parts.values())
+    assert result.parts["hidden"][0] > 0  # the narrower student's projected states differ from the teacher's
     assert len(result.losses) == 6 and all(torch.isfinite(torch.tensor(result.losses)))
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))

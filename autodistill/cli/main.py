@@ -1,0 +1,295 @@
+"""Command line: ``autodistill search`` and ``autodistill validate``.
+
+Heavy libraries (torch, transformers, mlflow, optuna) are imported only after the arguments and the
+space file are checked, so ``--help`` and most mistakes answer at once. Every mistake in the input
+ends with one line per problem, exit code 2, no traceback, and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from autodistill import __version__
+from autodistill.cli.common import EXIT_INTERRUPTED, fail, quiet_libraries
+from autodistill.cli.study_commands import cmd_export, cmd_report, cmd_train
+from autodistill.cli.teacher_command import cmd_teacher
+from autodistill.util.files import writable
+
+
+def _add_study_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("space", type=Path, help="search-space YAML file, e.g. search_spaces/bert.yaml")
+    p.add_argument("--teacher", help="teacher: a save_pretrained directory or a hub id (wins over the YAML)")
+    p.add_argument(
+        "--dataset",
+        help="dataset: a hub id, a local directory, or a csv/tsv/json/jsonl/parquet file (wins over the YAML)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any value of the YAML by its dotted key, e.g. --set train.steps=20; repeatable",
+    )
+    p.add_argument(
+        "--out",
+        help="directory that holds the study: optuna.db, mlflow.db, pareto.csv, caches "
+        "(default: autodistill-runs/STUDY)",
+    )
+    p.add_argument(
+        "--storage", help="Optuna storage URL (default: sqlite:///OUT/optuna.db), e.g. postgresql://..."
+    )
+    p.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: sqlite:///OUT/mlflow.db), or a server URL"
+    )
+    p.add_argument(
+        "--study", help="study name, also the MLflow experiment name (default: the space file's name)"
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let transformers run the teacher repository's own code (off by default: it is arbitrary code)",
+    )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="load a teacher whose weights are pickle files (off by default: safetensors only; pickle can run code)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autodistill",
+        description="Find the best small student to distil from a Hugging Face classifier: "
+        "a multi-objective Optuna search over student depth/width and distillation λ, T, "
+        "tracked in MLflow, ending in the Pareto front of accuracy, latency and size.",
+    )
+    parser.add_argument("--version", action="version", version=f"autodistill {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    search = sub.add_parser(
+        "search",
+        help="run or resume a distillation search",
+        description="Run a distillation search, or resume it: rerunning the same command continues the "
+        "same study and keeps every finished trial.",
+    )
+    _add_study_flags(search)
+    search.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        help="total number of finished trials the study should hold (default 20). Counted in total, not in "
+        "addition: a resumed study runs only the missing ones; failed trials count as finished",
+    )
+    search.add_argument("--timeout", type=float, help="stop starting new trials after this many seconds")
+    search.add_argument(
+        "--seed", type=int, help="seeds the sampler and training (default: train.seed of the YAML)"
+    )
+
+    validate = sub.add_parser(
+        "validate",
+        help="check a space, teacher and dataset without training",
+        description="Check the space file, the teacher and the dataset without training; print every problem "
+        "at once; exit 0 when clean, 2 otherwise.",
+    )
+    _add_study_flags(validate)
+
+    def study_locator(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", help="the directory a search wrote (holds optuna.db)")
+        p.add_argument("--storage", help="Optuna storage URL instead of --out, e.g. postgresql://...")
+        p.add_argument("--study", help="study name (needed when the storage holds several)")
+        p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the search used)")
+
+    report = sub.add_parser(
+        "report",
+        help="write report.html and pareto.csv for a study",
+        description="Write the Pareto report (a self-contained report.html: trade-off charts, importances, "
+        "history, sortable table of all trials) and pareto.csv into the study's directory, and log the report "
+        "on the study's parent MLflow run. `search` writes the same at its end.",
+    )
+    study_locator(report)
+    report.add_argument(
+        "--to", type=Path, help="directory for report.html and pareto.csv (default: the study's)"
+    )
+
+    export = sub.add_parser(
+        "export",
+        help="export a trial's student as a Hugging Face model directory (and ONNX)",
+        description="Write the student of TRIAL (saved at trial time for trials on the front) as a model "
+        "directory that AutoModelForSequenceClassification.from_pretrained loads: safetensors, config with "
+        "id2label, tokenizer, model card; --onnx adds model.onnx checked against torch.",
+    )
+    export.add_argument(
+        "trial", type=int, metavar="TRIAL", help="trial number, from pareto.csv or the report"
+    )
+    export.add_argument("--to", type=Path, required=True, help="directory to write the model to")
+    export.add_argument(
+        "--onnx", action="store_true", help="also write model.onnx (outputs checked within 1e-4)"
+    )
+    study_locator(export)
+
+    train = sub.add_parser(
+        "train",
+        help="distil a chosen trial's student again at full length, export and register it",
+        description="Train TRIAL's recipe (architecture, init seed, λ, T, learning rate) again at full length on "
+        "all training examples, log it under the study in MLflow, export it, and register it in the MLflow "
+        "Model Registry. Prints the accuracy before and after.",
+    )
+    train.add_argument("trial", type=int, metavar="TRIAL", help="trial number, from pareto.csv or the report")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimisation steps")
+    length.add_argument("--epochs", type=float, help="passes over all training examples (default 1)")
+    train.add_argument("--to", type=Path, help="export directory (default: OUT/exports/trial-N-full)")
+    train.add_argument("--model-name", help="registered model name (default: STUDY-student)")
+    study_locator(train)
+
+    teacher = sub.add_parser(
+        "teacher",
+        help="fine-tune a teacher from a pretrained checkpoint or a config",
+        description="Fine-tune a sequence classifier on a dataset and write it as a save_pretrained directory "
+        "(with id2label and the tokenizer) plus teacher_card.json with its validation accuracy, data and "
+        "settings; logged to MLflow. Rerunning with the same inputs reuses the result.",
+    )
+    teacher.add_argument(
+        "--base",
+        required=True,
+        help="pretrained checkpoint: a local directory or hub id; or a config.json for a from-scratch model "
+        "(then --tokenizer is required)",
+    )
+    teacher.add_argument(
+        "--dataset", required=True, help="hub id, local directory, class-folder directory, or data file"
+    )
+    teacher.add_argument("--out", required=True, type=Path, help="directory to write the teacher to")
+    teacher.add_argument("--tokenizer", help="tokenizer directory or hub id (default: the base's)")
+    teacher.add_argument(
+        "--epochs", type=float, default=2.0, help="passes over the training split (default 2)"
+    )
+    teacher.add_argument("--max-steps", type=int, help="optimisation steps; wins over --epochs")
+    teacher.add_argument("--batch-size", type=int, default=32, help="default 32")
+    teacher.add_argument("--lr", type=float, default=5e-5, help="AdamW peak learning rate (default 5e-5)")
+    teacher.add_argument("--max-length", type=int, default=64, help="tokens per example (default 64)")
+    teacher.add_argument(
+        "--seed", type=int, default=0, help="seeds the batch order and the new head (default 0)"
+    )
+    teacher.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seeds the validation holdout; keep it equal to the space's dataset.split_seed (default 0) so the "
+        "search scores students on examples the teacher never saw",
+    )
+    teacher.add_argument("--text-column", help="default: 'sentence' or 'text'")
+    teacher.add_argument("--label-column", help="default: 'label'")
+    teacher.add_argument(
+        "--validation-split", help="default: 'validation'/'dev' when present, else a holdout"
+    )
+    teacher.add_argument(
+        "--holdout-fraction", type=float, default=0.2, help="seeded holdout of train (default 0.2)"
+    )
+    teacher.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: sqlite:///mlflow.db beside --out)",
+    )
+    return parser
+
+
+def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
+    """Validate the space, flags, teacher and dataset; returns (space, locations, inputs, problems)."""
+    from autodistill.config.spacefile import ConfigError, load_space
+
+    problems: list[str] = []
+    if getattr(args, "trials", 1) is not None and getattr(args, "trials", 1) < 1:
+        problems.append(f"--trials {args.trials}: must be at least 1")
+    if getattr(args, "timeout", None) is not None and args.timeout <= 0:
+        problems.append(f"--timeout {args.timeout}: must be a positive number of seconds")
+    try:
+        # --seed is a shorthand for --set train.seed=N, which also seeds the sampler
+        flags = [f"train.seed={args.seed}"] if getattr(args, "seed", None) is not None else []
+        flags += ["trust_remote_code=true"] if args.trust_remote_code else []
+        flags += ["allow_pickle=true"] if args.allow_pickle else []
+        loaded = load_space(args.space, [*args.overrides, *flags], teacher=args.teacher, dataset=args.dataset)
+    except ConfigError as exc:
+        return None, None, None, problems + exc.problems
+    from autodistill.store.locations import check_database, check_tracking, resolve_locations
+
+    loc = resolve_locations(args.space, args.out, args.storage, args.tracking_uri, args.study)
+    if not writable(loc.out):
+        problems.append(f"--out {loc.out}: cannot write there; choose a writable directory")
+    else:  # connecting writes nothing, so validate checks the stores too
+        problems += [
+            p for p in (check_database("--storage", loc.storage), check_tracking(loc.tracking_uri)) if p
+        ]
+    quiet_libraries()
+    from autodistill.search.inputs import inspect_inputs
+
+    inputs, input_problems = inspect_inputs(loaded.config)
+    return loaded, loc, inputs, problems + input_problems
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded, loc, inputs, problems = _check(args)
+    if problems:
+        return fail(problems)
+    print(f"{args.space}: OK")
+    for row, text in {"task": loaded.config.task, **inputs.summary}.items():
+        print(f"  {row:<8} {text}")
+    print(f"  study    '{loc.study_name}' in {loc.out}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    loaded, loc, inputs, problems = _check(args)
+    if problems:
+        return fail(problems)
+    from autodistill.report import console_table, quality_metric
+    from autodistill.search import SearchError, run_search
+    from autodistill.store.locations import redact
+
+    seed = loaded.config.train.seed
+    print(
+        f"autodistill search: study '{loc.study_name}' in {loc.out} (storage {redact(loc.storage)})",
+        flush=True,
+    )
+    try:
+        result = run_search(
+            loaded, inputs, loc, args.trials, args.timeout, seed, lambda m: print(m, flush=True)
+        )
+    except SearchError as exc:
+        return fail([str(exc)])
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are saved; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    metric, direction = quality_metric(result.study)
+    print(
+        f"\nPareto front ({metric} {'↑' if direction == 'maximize' else '↓'}, latency ↓, size ↓); latency is "
+        f"batch-1 CPU, {loaded.config.latency.threads} thread(s), {loaded.config.latency.sequence_length} tokens:"
+    )
+    print(
+        console_table(result.front, result.reference, metric)
+        if len(result.front)
+        else "  (empty: no trial completed)"
+    )
+    print(f"\nfront written to {result.csv_path}; report: {result.csv_path.with_name('report.html')}")
+    tracking = loc.tracking_uri
+    print(f"browse the runs:  mlflow ui --backend-store-uri {redact(tracking)} --host 127.0.0.1")
+    return 0 if len(result.front) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {
+        "search": cmd_search,
+        "validate": cmd_validate,
+        "teacher": cmd_teacher,
+        "report": cmd_report,
+        "export": cmd_export,
+        "train": cmd_train,
+    }
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""`autodistill report`, `export` and `train`: the commands that read a finished study."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from autodistill.cli.common import fail, quiet_libraries
+from autodistill.store.locations import check_tracking
+from autodistill.util.errors import first_line
+from autodistill.util.files import replaceable, writable
+
+
+def _open_study(args: argparse.Namespace) -> Any:
+    from autodistill.store.studies import open_existing
+
+    quiet_libraries()
+    return open_existing(args.out, args.storage, args.study)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from autodistill.store.studies import StudyError, study_dir, tracking_uri
+
+    try:
+        study = _open_study(args)
+        uri = tracking_uri(study, args.tracking_uri, args.out)
+    except StudyError as exc:
+        return fail([str(exc)])
+    from autodistill.report import console_table, front_frame, quality_metric, write_report
+    from autodistill.store.tracking import Tracker
+
+    to = args.to or study_dir(study, args.out)
+    reference = study.user_attrs.get("teacher_reference") or {}
+    front = front_frame(study)
+    csv_path, html_path = write_report(study, reference, to)
+    parent = study.user_attrs.get("mlflow_parent_run_id")
+    if parent:
+        Tracker(uri, study.study_name).log_artifact(parent, html_path)
+    metric = quality_metric(study)[0]
+    print(console_table(front, reference, metric) if len(front) else "(empty front)")
+    print(f"\nreport: {html_path}\nfront:  {csv_path}")
+    return 0
+
+
+def destination_problem(to: Path) -> str | None:
+    """Why a model directory cannot be written to ``to`` (before any compute), or None."""
+    if not writable(to):
+        return f"--to {to}: cannot write there; choose a writable directory"
+    if not replaceable(to, "autodistill.json"):
+        return f"--to {to}: it holds other files, which would be replaced; choose an empty or new directory"
+    return None
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autodistill.store.studies import StudyError, completed_trial
+
+    problem = destination_problem(args.to)
+    if problem:
+        return fail([problem])
+    try:
+        study = _open_study(args)
+        trial = completed_trial(study, args.trial)
+        from autodistill.deliver.export import export_trial
+
+        result = export_trial(study, trial, args.to, args.onnx)
+    except StudyError as exc:
+        return fail([str(exc)])
+    except (OSError, RuntimeError, ValueError) as exc:  # a moved tokenizer, an ONNX mismatch, ...
+        return fail([f"export {args.trial}: {first_line(exc)}"])
+    print(f"exported trial {args.trial} to {result['path']}")
+    if "onnx_max_abs_diff" in result:
+        print(f"model.onnx: largest logit gap to torch {result['onnx_max_abs_diff']:.1e}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from autodistill.store.studies import StudyError, completed_trial, study_dir, tracking_uri
+
+    for flag, value in (("--steps", args.steps), ("--epochs", args.epochs)):
+        if value is not None and value <= 0:
+            return fail([f"{flag} {value}: must be positive"])
+    try:
+        study = _open_study(args)
+        trial = completed_trial(study, args.trial)
+        uri = tracking_uri(study, args.tracking_uri, args.out)
+    except StudyError as exc:
+        return fail([str(exc)])
+    from tqdm.auto import tqdm
+
+    from autodistill.deliver.full_training import train_full_length
+
+    to = args.to or study_dir(study, args.out) / "exports" / f"trial-{trial.number}-full"
+    name = args.model_name or f"{study.study_name}-student"
+    problems = [p for p in (destination_problem(to), check_tracking(uri)) if p]
+    if any(q in name for q in "'\"\\"):
+        problems.append(
+            f"--model-name {name}: quotes and backslashes are not allowed in a registered model name"
+        )
+    if problems:
+        return fail(problems)
+    with tqdm(desc=f"trial {trial.number} full length", unit="step", disable=None) as bar:
+        try:
+            result = train_full_length(
+                study,
+                trial,
+                args.steps,
+                args.epochs,
+                to,
+                name,
+                uri,
+                lambda m: print(m, flush=True),
+                lambda step, loss: bar.update(1),
+            )
+        # a moved teacher or dataset, a registry error, ...: one line, not a traceback
+        except (OSError, RuntimeError, ValueError) as exc:
+            return fail([f"train {trial.number}: {first_line(exc)}"])
+    print(
+        f"trial {trial.number}: {result.metric} {result.before:.4f} after the search's short run → {result.after:.4f} "
+        f"after {result.steps} steps\nexported to {result.export['path']}\n"
+        f"registered as '{result.model_name}' version {result.model_version} (MLflow run {result.run_id})"
+    )
+    return 0

@@ -1,0 +1,387 @@
+"""The search space's typed schema: one pydantic model per section, one line of doc per field.
+
+Searchable values use Optuna's own abbreviated distribution vocabulary (``{type: float, low, high,
+log, step}``, ``{type: categorical, choices}``); any of them may instead be a plain fixed value.
+Pure: no I/O, and neither torch, transformers nor mlflow is imported, so validation stays fast.
+``spacefile`` reads a YAML file into it; ``task`` names the task seam's implementation to use.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+# Metrics a study can optimise or constrain, with the direction that is better.
+METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
+    "accuracy": "maximize",
+    "latency_ms": "minimize",  # batch-1 CPU latency, median (p50)
+    "latency_p95_ms": "minimize",
+    "size_mb": "minimize",  # bytes of the saved safetensors, in MB (10^6)
+    "params": "minimize",
+    "params_no_embeddings": "minimize",
+}
+MetricName = Literal["accuracy", "latency_ms", "latency_p95_ms", "size_mb", "params", "params_no_embeddings"]
+
+
+class Dist(BaseModel):
+    """A searchable value in Optuna's abbreviated form; converted to an `optuna.distributions` object."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    step: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check_with_optuna(self) -> Dist:
+        try:  # Optuna's distributions raise ValueError on low > high, log with low <= 0, ...
+            self.to_optuna()
+        except (OverflowError, TypeError) as exc:  # e.g. high: .inf, or a choice of an unusable type
+            raise ValueError(f"not a usable distribution ({exc})") from None
+        return self
+
+    def to_optuna(self) -> Any:
+        from optuna import distributions as d
+
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("categorical needs a non-empty 'choices' list")
+            return d.CategoricalDistribution(self.choices)
+        if self.low is None or self.high is None:
+            raise ValueError(f"type {self.type} needs both 'low' and 'high'")
+        if self.choices is not None:
+            raise ValueError(f"'choices' is only for type categorical, not {self.type}")
+        if self.type == "int":
+            return d.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
+        return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def values_bound(self) -> tuple[float, float]:
+        """The smallest and largest value this distribution can yield."""
+        if self.type == "categorical":
+            numbers = [c for c in self.choices or [] if isinstance(c, int | float)]
+            return (min(numbers), max(numbers)) if numbers else (float("nan"), float("nan"))
+        return float(self.low), float(self.high)  # type: ignore[arg-type]
+
+
+def upper_bound(value: Dist | float | int) -> float:
+    """The largest value a fixed value or a distribution can yield."""
+    return value.values_bound()[1] if isinstance(value, Dist) else float(value)
+
+
+def _dist_or_value(v: Any) -> str:
+    return "dist" if isinstance(v, dict | Dist) else "value"
+
+
+# A mapping is a distribution, anything else a fixed value; the discriminator keeps pydantic from
+# reporting a failed distribution a second time as "not a number".
+Number = Annotated[
+    Annotated[Dist, Tag("dist")] | Annotated[float, Tag("value")], Discriminator(_dist_or_value)
+]
+Integer = Annotated[
+    Annotated[Dist, Tag("dist")] | Annotated[int, Tag("value")], Discriminator(_dist_or_value)
+]
+
+
+def _check_bounds(value: Dist | float, name: str, low: float, high: float | None, low_open: bool) -> None:
+    lo, hi = value.values_bound() if isinstance(value, Dist) else (value, value)
+    too_low = lo <= low if low_open else lo < low
+    if too_low or (high is not None and hi > high):
+        sign = ">" if low_open else "≥"
+        upper = f" and ≤ {high}" if high is not None else ""
+        got = f"{lo}" if lo == hi else f"values from {lo} to {hi}"
+        raise ValueError(f"{name} must be {sign} {low}{upper}; got {got}")
+
+
+class DatasetSpec(BaseModel):
+    """Where the examples come from and which columns hold text and label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = Field(
+        None, description="hub id, local directory, or a csv/tsv/json/jsonl/parquet file"
+    )
+    name: str | None = Field(None, description="hub dataset configuration, e.g. 'sst2' for 'glue'")
+    text_column: str | None = Field(None, description="text column; default: 'sentence' or 'text'")
+    label_column: str | None = Field(None, description="label column; default: 'label'")
+    train_split: str = "train"
+    validation_split: str | None = Field(None, description="default: 'validation'/'dev' when present")
+    holdout_fraction: float = Field(0.1, gt=0, lt=1, description="seeded holdout when no validation split")
+    split_seed: int = Field(
+        0,
+        ge=0,
+        description="seeds the holdout and the train subset; the same as the teacher's, so it never saw them",
+    )
+    max_train_examples: int | None = Field(
+        None, gt=0, description="train examples a trial can see; default steps × batch_size"
+    )
+    max_eval_examples: int | None = Field(
+        None, gt=0, description="validation examples per trial; default all"
+    )
+
+
+INIT_CHOICES = ("random", "teacher-layers", "weight-select")
+InitName = Literal["random", "teacher-layers", "weight-select"]
+
+
+class StudentSpec(BaseModel):
+    """Student architecture: depth and width are searched; heads and FFN follow from width."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    head_size: int = Field(64, gt=0, description="attention heads = width / head_size")
+    ffn_ratio: float = Field(4.0, gt=0, description="feed-forward size = ffn_ratio × width")
+    depth: Integer = Field(description="number of transformer layers")
+    width: Integer = Field(description="hidden size")
+    init: Annotated[
+        Annotated[Dist, Tag("dist")] | Annotated[InitName, Tag("value")], Discriminator(_dist_or_value)
+    ] = Field(
+        "random",
+        description="random | teacher-layers (teacher's width, a subset of its layers) | "
+        "weight-select (a consistent subset of the teacher's layers, units and heads)",
+    )
+    layer_selection: Literal["even", "first", "last"] = Field(
+        "even", description="which teacher layers a teacher-based student starts from and is matched to"
+    )
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, v: Dist | str) -> Dist | str:
+        if isinstance(v, Dist):
+            unknown = (
+                [c for c in v.choices or [] if c not in INIT_CHOICES] if v.type == "categorical" else [v.type]
+            )
+            if unknown:
+                raise ValueError(f"init choices must be among {list(INIT_CHOICES)}; got {unknown}")
+        return v
+
+    def init_choices(self) -> list[str]:
+        return list(self.init.choices or []) if isinstance(self.init, Dist) else [self.init]
+
+    def heads_for(self, width: int) -> int:
+        """Attention heads of a student of ``width``: one per ``head_size`` units (at least one)."""
+        return max(1, width // self.head_size)
+
+    def ffn_for(self, width: int) -> int:
+        """Feed-forward size of a student of ``width``."""
+        return round(width * self.ffn_ratio)
+
+    @field_validator("depth")
+    @classmethod
+    def _depth_positive(cls, v: Dist | int) -> Dist | int:
+        _check_bounds(v, "depth", 1, None, low_open=False)
+        return v
+
+    @field_validator("width")
+    @classmethod
+    def _width_fits_heads(cls, v: Dist | int, info: ValidationInfo) -> Dist | int:
+        head_size = info.data.get("head_size", 64)
+        try:
+            widths = possible_ints(v)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError("widths must be whole numbers") from None
+        for width in widths:
+            if width <= 0 or width % head_size:
+                raise ValueError(
+                    f"width {width} is not a positive multiple of head_size {head_size}; "
+                    f"use multiples of {head_size} (for an int range, set step: {head_size})"
+                )
+        return v
+
+
+def possible_ints(value: Dist | int) -> list[int]:
+    """Every whole number a fixed value or an int/categorical distribution can yield."""
+    if not isinstance(value, Dist):
+        return [int(value)]
+    if value.type == "categorical":
+        return [int(c) for c in value.choices or []]
+    step = int(value.step or 1)
+    return list(range(int(value.low or 0), int(value.high or 0) + 1, step))
+
+
+class DistillSpec(BaseModel):
+    """Distillation loss settings and the student's learning rate."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    lam: Number = Field(alias="lambda", description="weight of the soft (teacher) loss, in [0, 1]")
+    temperature: Number = Field(description="softmax temperature T of the soft loss, > 0")
+    learning_rate: Number = Field(description="AdamW peak learning rate, > 0")
+    hidden_weight: Number = Field(
+        0.0, description="weight of the hidden-state loss between matched student and teacher layers; 0: off"
+    )
+    hidden_loss: Literal["cosine", "mse"] = Field(
+        "cosine", description="cosine (DistilBERT) or mse; a learned projection maps narrower students"
+    )
+
+    @field_validator("hidden_weight")
+    @classmethod
+    def _non_negative(cls, v: Dist | float) -> Dist | float:
+        _check_bounds(v, "hidden_weight", 0.0, None, low_open=False)
+        return v
+
+    def uses_hidden_states(self) -> bool:
+        """Whether any trial can weigh the hidden-state loss (then the teacher's states are needed)."""
+        return upper_bound(self.hidden_weight) > 0
+
+    @field_validator("lam")
+    @classmethod
+    def _lambda_in_unit(cls, v: Dist | float) -> Dist | float:
+        _check_bounds(v, "lambda", 0.0, 1.0, low_open=False)
+        return v
+
+    @field_validator("temperature", "learning_rate")
+    @classmethod
+    def _positive(cls, v: Dist | float, info: Any) -> Dist | float:
+        _check_bounds(v, info.field_name, 0.0, None, low_open=True)
+        return v
+
+
+class TrainSpec(BaseModel):
+    """The fixed short-trial budget and training recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(300, gt=0, description="optimisation steps per trial")
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int = Field(128, gt=0)
+    max_length: int = Field(64, gt=1, description="tokens per example after truncation")
+    warmup_ratio: float = Field(
+        0.1, ge=0, lt=1, description="linear warm-up share of steps, then linear decay"
+    )
+    weight_decay: float = Field(0.01, ge=0)
+    seed: int = 0
+
+
+class LatencySpec(BaseModel):
+    """How latency is measured: batch 1 on CPU, fixed threads, warm-up, then rounds of timed repeats.
+
+    ``repeats`` timed passes are split into ``rounds``; the reported p50 is the median of the round
+    medians, so a burst of load from another process spoils one round, not the figure.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sequence_length: int = Field(64, gt=1, description="tokens in the timed input")
+    threads: int = Field(1, gt=0, description="intra-op threads while timing (torch or onnxruntime)")
+    backend: Literal["torch", "onnxruntime"] = Field(
+        "torch", description="what runs the timed passes: torch eager, or the ONNX export in onnxruntime"
+    )
+    warmup: int = Field(5, ge=0, description="untimed passes first")
+    repeats: int = Field(75, gt=0, description="timed passes in all, split evenly into the rounds")
+    rounds: int = Field(5, gt=0, description="rounds of timed passes (at most repeats)")
+
+
+class Bound(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max: float | None = None
+    min: float | None = None
+
+    @model_validator(mode="after")
+    def _one_side(self) -> Bound:
+        if self.max is None and self.min is None:
+            raise ValueError("a constraint needs 'max' or 'min'")
+        return self
+
+
+class EarlyStoppingSpec(BaseModel):
+    """Stop a trial whose accuracy at a checkpoint is already clearly beaten by a cheaper trial."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    checkpoints: list[float] = Field(
+        [0.25, 0.5, 0.75], description="fractions of train.steps at which accuracy is measured and compared"
+    )
+    margin: float = Field(
+        0.02,
+        ge=0,
+        description="how far below a cheaper trial's accuracy at the same checkpoint counts as beaten",
+    )
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in v):
+            raise ValueError(f"checkpoints are fractions of train.steps, each in (0, 1); got {v}")
+        return sorted(set(v))
+
+
+class SearchSpec(BaseModel):
+    """Sampler, objectives and constraints of the Optuna study."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sampler: Literal["tpe", "nsga2", "random", "gp"] = "tpe"
+    heartbeat_seconds: int = Field(
+        30, gt=0, description="trial heartbeat; a trial silent for twice this long is failed and retried once"
+    )
+    objectives: list[MetricName] = ["accuracy", "latency_ms", "size_mb"]  # pydantic copies defaults
+    constraints: dict[MetricName, Bound] = Field(default_factory=dict)
+    early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
+
+    def constraint_values(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Each constraint's value for ``metrics``, in Optuna's convention: ≤ 0 is feasible."""
+        values = {}
+        for metric, bound in self.constraints.items():
+            if bound.max is not None:
+                values[f"{metric}_max"] = metrics[metric] - bound.max
+            if bound.min is not None:
+                values[f"{metric}_min"] = bound.min - metrics[metric]
+        return values
+
+    @field_validator("objectives")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError("objectives must list at least two distinct metrics")
+        return v
+
+
+TASKS = ("sequence-classification",)
+
+
+class SpaceConfig(BaseModel):
+    """A whole search: teacher, data, student space, distillation, budget, measurement, study."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["sequence-classification"] = Field(
+        "sequence-classification", description="what is distilled: a sequence classifier"
+    )
+
+    teacher: str | None = Field(None, description="local save_pretrained directory or hub id")
+    trust_remote_code: bool = Field(
+        False, description="run the teacher repository's own Python code (off: safe)"
+    )
+    allow_pickle: bool = Field(
+        False, description="load pickle weights (pytorch_model.bin); off: safetensors only"
+    )
+    dataset: DatasetSpec = DatasetSpec()
+    student: StudentSpec
+    distill: DistillSpec
+    train: TrainSpec = TrainSpec()
+    latency: LatencySpec = LatencySpec()
+    search: SearchSpec = SearchSpec()
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_shorthand(cls, v: Any) -> Any:
+        return {"path": v} if isinstance(v, str) else v
+
+    def train_examples(self) -> int:
+        """How many training examples a trial can see (the teacher's logits are cached for these)."""
+        return self.dataset.max_train_examples or self.train.steps * self.train.batch_size

@@ -1,0 +1,137 @@
+"""The teacher's hidden states for the hidden-state loss: cached once per study, or computed per step.
+
+Caching runs the teacher once over the trial-visible training examples and keeps every layer's output
+for the real tokens only (no padding), in float16, ragged: [tokens, layers, width] plus each example's
+offset, for the layers some student can be matched to. A step then gathers its batch from memory instead of running the teacher forward. When the
+cache would exceed ``CACHE_LIMIT_BYTES`` (full-length training on a large dataset) the teacher runs
+live instead, which costs a teacher forward pass per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from autodistill.util.files import atomic_torch_save, load_torch
+from autodistill.util.hashing import short_hash
+
+CACHE_LIMIT_BYTES = 4 * 2**30  # in memory during the search and on disk under cache/
+
+
+class TokenBatches(Protocol):
+    """Tokenised examples: each one's length in real tokens, and right-padded batches by index."""
+
+    lengths: torch.Tensor  # [examples]
+
+    def __len__(self) -> int: ...
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass
+class TeacherStates:
+    """Per-layer teacher hidden states for batches of training examples (layer 0 = first block's output)."""
+
+    data: TokenBatches
+    layers: list[int]  # teacher layers held in the cache (or computable live)
+    cached: torch.Tensor | None = None  # [tokens, len(layers), width] float16
+    offsets: torch.Tensor | None = None  # [examples + 1]
+    teacher: Any = None  # used when there is no cache
+
+    @property
+    def source(self) -> str:
+        return "cache" if self.cached is not None else "live"
+
+    def batch(self, index: torch.Tensor, layers: list[int], device: str) -> list[torch.Tensor]:
+        """For each of ``layers``, [batch, longest example, width] states of the examples ``index``."""
+        if self.cached is None:
+            return self._live(index, layers, device)
+        assert self.offsets is not None
+        missing = set(layers) - set(self.layers)
+        if missing:
+            raise ValueError(
+                f"teacher layers {sorted(missing)} are not in the hidden-state cache ({self.layers})"
+            )
+        positions = [self.layers.index(layer) for layer in layers]
+        lengths = self.data.lengths[index]
+        out = torch.zeros(len(index), int(lengths.max()), len(layers), self.cached.shape[-1])
+        for row, (example, length) in enumerate(zip(index.tolist(), lengths.tolist(), strict=True)):
+            start = int(self.offsets[example])
+            out[row, :length] = self.cached[start : start + length, positions].float()
+        out = out.to(device)
+        return [out[:, :, k] for k in range(len(layers))]
+
+    @torch.no_grad()
+    def _live(self, index: torch.Tensor, layers: list[int], device: str) -> list[torch.Tensor]:
+        batch = self.data.batch(index)
+        self.teacher.to(device).eval()
+        states = self.teacher(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            output_hidden_states=True,
+        ).hidden_states
+        return [states[layer + 1] for layer in layers]  # states[0] is the embedding output
+
+
+def cache_bytes(data: TokenBatches, layers: int, width: int) -> int:
+    return int(data.lengths.sum()) * layers * width * 2  # float16
+
+
+@torch.no_grad()
+def compute_states(
+    teacher: Any, data: TokenBatches, layers: list[int], batch_size: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layers``' outputs for every real token of ``data``: ([tokens, len(layers), width] fp16, offsets)."""
+    config = teacher.config
+    offsets = torch.zeros(len(data) + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(data.lengths, 0)
+    states = torch.empty(int(offsets[-1]), len(layers), config.hidden_size, dtype=torch.float16)
+    teacher.eval().to(device)
+    order = torch.argsort(data.lengths, descending=True)  # similar lengths together: little padding
+    for start in range(0, len(data), batch_size):
+        index = order[start : start + batch_size]
+        batch = data.batch(index)
+        hidden = teacher(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            output_hidden_states=True,
+        ).hidden_states
+        stacked = torch.stack([hidden[layer + 1] for layer in layers], dim=2).to(
+            "cpu", torch.float16
+        )  # [batch, tokens, layers, width]
+        for row, example in enumerate(index.tolist()):
+            begin, end = int(offsets[example]), int(offsets[example + 1])
+            states[begin:end] = stacked[row, : end - begin]
+    return states, offsets
+
+
+def teacher_states(
+    teacher: Any,
+    data: TokenBatches,
+    layers: list[int],
+    batch_size: int,
+    device: str,
+    cache_dir: Path,
+    key_parts: list[Any],
+    log: Any,
+) -> TeacherStates:
+    """Cached states when they fit ``CACHE_LIMIT_BYTES`` (computed once per key, stored atomically),
+    else a provider that runs ``teacher`` per batch."""
+    size = cache_bytes(data, len(layers), teacher.config.hidden_size)
+    if size > CACHE_LIMIT_BYTES:
+        log(f"teacher: hidden states would take {size / 1e9:.1f} GB; computing them at each step instead")
+        return TeacherStates(data=data, layers=layers, teacher=teacher)
+    path = cache_dir / f"teacher-states-{short_hash([*key_parts, layers])}.pt"
+    cached = load_torch(path)
+    if cached is None:
+        log(
+            f"teacher: computing hidden states of layers {layers} on {len(data)} training examples "
+            f"({size / 1e9:.2f} GB, once, cached)"
+        )
+        states, offsets = compute_states(teacher, data, layers, batch_size, device)
+        cached = {"states": states, "offsets": offsets}
+        atomic_torch_save(cached, path)
+    return TeacherStates(data=data, layers=layers, cached=cached["states"], offsets=cached["offsets"])

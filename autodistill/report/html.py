@@ -1,0 +1,194 @@
+"""The Pareto report: one self-contained HTML file (plotly inlined), drawn from ``pareto``'s data.
+
+The page template lives in ``dashboards/report.html``; this module only fills it.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import pandas as pd
+
+from autodistill.report.pareto import importances, quality_metric, trials_frame
+from autodistill.util.files import atomic_text_save
+
+
+def _template() -> str:
+    """The page template: dashboards/report.html in a checkout, autodistill.dashboards when installed."""
+    beside = Path(__file__).resolve().parents[2] / "dashboards" / "report.html"
+    if beside.is_file():
+        return beside.read_text(encoding="utf-8")
+    from importlib.resources import files
+
+    return files("autodistill.dashboards").joinpath("report.html").read_text(encoding="utf-8")
+
+
+HOVER_FIELDS = [
+    "trial",
+    "depth",
+    "width",
+    "heads",
+    "init",
+    "lambda",
+    "temperature",
+    "learning_rate",
+    "hidden_weight",
+    "steps",
+    "mlflow_run_id",
+]
+COST_AXES = {
+    "latency_ms": "batch-1 CPU latency, p50 (ms)",
+    "size_mb": "size (MB, safetensors)",
+}
+
+
+def _hover(frame: pd.DataFrame, metric: str) -> tuple[list[list[Any]], str]:
+    lines = [f"{name}: %{{customdata[{i}]}}" for i, name in enumerate(HOVER_FIELDS)]
+    shown = frame[HOVER_FIELDS].astype(object).where(frame[HOVER_FIELDS].notna(), "")
+    shown = shown.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+    return shown.values.tolist(), (
+        "<br>".join(lines) + f"<br>{metric} %{{y:.4f}}<br>%{{xaxis.title.text}}: %{{x:.3g}}<extra></extra>"
+    )
+
+
+def tradeoff_figure(trials: pd.DataFrame, reference: dict[str, Any], x: str, metric: str) -> Any:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    complete = trials[trials["state"] == "COMPLETE"]
+    for name, rows, style in (
+        ("dominated", complete[~complete["on_front"]], {"opacity": 0.3, "size": 9, "color": "#888"}),
+        ("Pareto front", complete[complete["on_front"]], {"opacity": 1.0, "size": 13, "color": "#1f6feb"}),
+    ):
+        customdata, template = _hover(rows, metric)
+        fig.add_trace(
+            go.Scatter(
+                x=rows[x],
+                y=rows[metric],
+                mode="markers",
+                name=name,
+                customdata=customdata,
+                hovertemplate=template,
+                marker={"size": style["size"], "color": style["color"], "opacity": style["opacity"]},
+            )
+        )
+    if reference:
+        fig.add_trace(
+            go.Scatter(
+                x=[reference.get(x)],
+                y=[reference.get(metric)],
+                mode="markers",
+                name="teacher",
+                marker={"symbol": "star", "size": 18, "color": "#d4a017"},
+                hovertemplate=f"teacher<br>{metric} %{{y:.4f}}<br>%{{x:.3g}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title=f"{metric} vs {COST_AXES[x].split(' (')[0]}",
+        xaxis_title=COST_AXES[x],
+        yaxis_title=f"validation {metric}",
+        height=440,
+        margin={"t": 50, "r": 20},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    fig.update_xaxes(type="log")
+    return fig
+
+
+def importance_figure(scores: dict[str, dict[str, float]]) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=max(1, len(scores)), subplot_titles=list(scores) or ["(no objectives)"])
+    for col, values in enumerate(scores.values(), start=1):
+        names = list(values)[::-1]
+        fig.add_trace(
+            go.Bar(x=[values[n] for n in names], y=names, orientation="h", showlegend=False), 1, col
+        )
+    fig.update_layout(height=320, margin={"t": 40})
+    return fig
+
+
+def history_figure(trials: pd.DataFrame, objectives: list[str]) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    complete = trials[trials["state"] == "COMPLETE"]
+    fig = make_subplots(
+        rows=len(objectives), cols=1, shared_xaxes=True, subplot_titles=objectives, vertical_spacing=0.08
+    )
+    for row, name in enumerate(objectives, start=1):
+        colors = ["#1f6feb" if f else "#999" for f in complete["on_front"]]
+        fig.add_trace(
+            go.Scatter(
+                x=complete["trial"],
+                y=complete[name],
+                mode="markers",
+                showlegend=False,
+                marker={"color": colors, "size": 9},
+            ),
+            row,
+            1,
+        )
+    fig.update_layout(height=220 * len(objectives), margin={"t": 40})
+    fig.update_xaxes(title_text="trial", row=len(objectives), col=1)
+    return fig
+
+
+def trials_table(trials: pd.DataFrame) -> str:
+    shown = trials.drop(columns=["mlflow_run_id", "steps"], errors="ignore").astype(object)
+    shown = shown.where(shown.notna(), None).replace({None: ""})
+    rows = shown.to_html(
+        table_id="trials", index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0
+    )
+    return rows
+
+
+def render(study: Any, reference: dict[str, Any]) -> str:
+    """The report page for ``study`` as one HTML string."""
+    trials = trials_frame(study)
+    metric = quality_metric(study)[0]
+    steps = (study.user_attrs.get("space") or {}).get("train", {}).get("steps")
+    objectives = list(study.user_attrs.get("objectives") or [])
+    if trials.empty:
+        trials = pd.DataFrame(columns=["trial", "state", "on_front", *HOVER_FIELDS, metric, *COST_AXES])
+    trials["steps"] = steps
+    trials["on_front"] = trials["on_front"].astype(bool)
+    figures = [tradeoff_figure(trials, reference, x, metric) for x in COST_AXES]
+    scores = importances(study)
+    figs = [*figures, importance_figure(scores), history_figure(trials, objectives or [metric])]
+    ids = ["fig-latency", "fig-size", "fig-importance", "fig-history"]
+    # plotly.js is inlined once, with the first figure: the file opens with no server and no network.
+    divs = [
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=(i == 0),
+            div_id=div_id,
+            default_width="100%",
+            config={"responsive": True},
+        )
+        for i, (fig, div_id) in enumerate(zip(figs, ids, strict=True))
+    ]
+    n_complete = int((trials["state"] == "COMPLETE").sum())
+    summary = (
+        f"{len(trials)} trials ({n_complete} complete), {int(trials['on_front'].sum())} on the front; "
+        f"objectives: {', '.join(objectives)}; teacher {metric} {reference.get(metric, float('nan')):.4f}, "
+        f"latency {reference.get('latency_ms', float('nan')):.2f} ms, size {reference.get('size_mb', float('nan')):.1f} MB."
+    )
+    table = trials_table(trials)
+    return Template(_template()).substitute(
+        title=html.escape(f"autodistill report — study {study.study_name}"),
+        summary=html.escape(summary),
+        tradeoff_figures="".join(f"<div>{d}</div>" for d in divs[:2]),
+        importance_figure=divs[2],
+        history_figure=divs[3],
+        trials_table=table,
+    )
+
+
+def write_html_report(study: Any, reference: dict[str, Any], path: Path) -> Path:
+    """Write the report atomically next to the study's other outputs."""
+    return atomic_text_save(render(study, reference), path)

@@ -1,0 +1,103 @@
+"""What runs after each trial: the progress line, the front's students and MLflow tags, dead trials'
+runs, and the stop once the study holds ``--trials`` finished trials. Optuna calls these per trial.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+from autodistill.store.tracking import FRONT_TAG, Tracker
+
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+
+
+def keep_front_students(study: Any) -> None:
+    """Delete saved students that are off the front (a dominated trial never returns to it) or whose
+    trial failed after saving."""
+    import shutil
+
+    from optuna.trial import TrialState
+
+    front = {t.number for t in study.best_trials}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+        path = trial.user_attrs.get("student_dir")
+        if path and trial.number not in front and Path(path).exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class FrontTags:
+    """Keeps the ``autodistill.on_front`` tag of every trial's MLflow run in step with the front."""
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+        self.known: dict[str, bool] = {}
+
+    def __call__(self, study: Any, _trial: Any = None) -> None:
+        from optuna.trial import TrialState
+
+        front = {t.number for t in study.best_trials}
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            run_id = trial.user_attrs.get("mlflow_run_id")
+            on_front = trial.number in front
+            if run_id and self.known.get(run_id) != on_front:
+                self.tracker.set_tag(run_id, FRONT_TAG, "true" if on_front else "false")
+                self.known[run_id] = on_front
+
+
+def progress_line(trial: Any, done: int, total: int, metric: str) -> str:
+    s = trial.user_attrs.get("settings", {})
+    head = f"[{done}/{total}] trial {trial.number}"
+    shape = (
+        f"depth={s.get('depth')} width={s.get('width')} init={s.get('init', 'random')} "
+        f"λ={s.get('lambda', 0):.2f} T={s.get('temperature', 0):.2f} lr={s.get('learning_rate', 0):.1e}"
+        + (f" β={s['hidden_weight']:.2f}" if s.get("hidden_weight") else "")
+    )
+    if trial.state.name != "COMPLETE":
+        reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason", "")
+        return f"{head} {trial.state.name}: {shape}: {reason}"
+    m = trial.user_attrs["metrics"]
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return (
+        f"{head} {shape} → {metric} {m[metric]:.4f}  p50 {m['latency_ms']:.2f} ms  "
+        f"{m['size_mb']:.1f} MB  ({seconds:.0f} s)"
+    )
+
+
+def finished_trials(study: Any) -> int:
+    """Trials that count toward ``--trials``: complete, pruned or failed, except failures that are
+    retried (a dead process's trial, or one cut by Ctrl-C): their retry counts instead."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    with warnings.catch_warnings():  # retried_trial_number is marked experimental, and has been since v2.8
+        warnings.simplefilter("ignore")
+        retried = {RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials} - {None}
+    retried |= {t.number for t in trials if t.user_attrs.get("interrupted")}
+    states = {TrialState[s] for s in FINISHED_STATES}
+    return sum(
+        1 for t in trials if t.state in states and not (t.state == TrialState.FAIL and t.number in retried)
+    )
+
+
+class StopAtTotal:
+    """Stops every worker of the study once it holds ``total`` finished trials (see finished_trials)."""
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __call__(self, study: Any, _trial: Any) -> None:
+        if finished_trials(study) >= self.total:
+            study.stop()
+
+
+def close_dead_runs(study: Any, tracker: Tracker) -> None:
+    """End the MLflow runs of trials whose process died (Optuna failed them as stale) as KILLED."""
+    from optuna.trial import TrialState
+
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id and tracker.is_running(run_id):
+            tracker.end_dead_trial(run_id, "the process running this trial died (no heartbeat); retried once")

@@ -1,0 +1,166 @@
+"""The search controller: open the study and its MLflow runs, prepare the job once, run the trials,
+then write and log the front."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autodistill.config.spacefile import LoadedSpace
+from autodistill.search.callbacks import (
+    FrontTags,
+    StopAtTotal,
+    close_dead_runs,
+    finished_trials,
+    keep_front_students,
+    progress_line,
+)
+from autodistill.search.objective import make_objective
+from autodistill.search.preparation import Job, prepare_job
+from autodistill.search.study import open_study
+from autodistill.store.locations import Locations, redact
+from autodistill.store.tracking import Tracker
+from autodistill.tasks import TaskInputs
+
+
+@dataclass
+class SearchResult:
+    study: Any
+    front: Any  # pandas.DataFrame from pareto.front_frame
+    reference: dict[str, float]
+    csv_path: Path
+
+
+def run_search(
+    loaded: LoadedSpace,
+    inputs: TaskInputs,
+    loc: Locations,
+    trials: int,
+    timeout: float | None,
+    seed: int,
+    log: Callable[[str], None],
+) -> SearchResult:
+    """Run (or resume) the study until it has ``trials`` finished trials in total, then report its front."""
+    from optuna.trial import TrialState
+
+    from autodistill.report import front_frame, write_report
+
+    space = loaded.config
+    study = open_study(loc, space, seed)
+    tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
+    parent = tracker.start_study({"teacher": str(space.teacher), "dataset": str(space.dataset.path)})
+    _record_study(study, loaded, loc, parent)
+    front_tags = FrontTags(tracker)
+    try:
+        job = prepare_job(space, inputs, loc.cache_dir, log)
+        study.set_user_attr("teacher_reference", job.reference)
+        _log_study_inputs(tracker, parent, loaded, loc, job, seed)
+        _optimize(study, job, tracker, loc, trials, timeout, log, [front_tags])
+        front_tags(study)
+        front = front_frame(study)
+        csv_path, html_path = write_report(study, job.reference, loc.out)
+        tracker.log_artifact(parent, csv_path)
+        tracker.log_artifact(parent, html_path)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        tracker.log_metrics(parent, {"trials_complete": len(complete), "front_size": len(front)})
+    except KeyboardInterrupt:
+        _end_parent(study, tracker, "KILLED")
+        raise
+    except BaseException:
+        _end_parent(study, tracker, "FAILED")
+        raise
+    _end_parent(study, tracker, "FINISHED")
+    if not complete:
+        log("no trial completed: every trial failed; see the reasons above or in MLflow (tag fail_reason)")
+    elif front.empty:
+        log("no trial met the constraints, so the front is empty; see search.constraints")
+    return SearchResult(study=study, front=front, reference=job.reference, csv_path=csv_path)
+
+
+def _end_parent(study: Any, tracker: Tracker, status: str) -> None:
+    """End the study's parent run, unless another worker is still running trials of this study."""
+    from optuna.trial import TrialState
+
+    if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        tracker.end_study(status)
+
+
+def _optimize(
+    study: Any,
+    job: Job,
+    tracker: Tracker,
+    loc: Locations,
+    trials: int,
+    timeout: float | None,
+    log: Callable[[str], None],
+    callbacks: list[Any],
+) -> None:
+    from optuna.storages import fail_stale_trials
+
+    fail_stale_trials(study)  # a trial whose process died is failed now and its parameters queued again
+    close_dead_runs(study, tracker)
+    done = finished_trials(study)
+    remaining = max(0, trials - done)
+    if remaining == 0:
+        log(
+            f"study '{study.study_name}' already has {done} finished trials (--trials {trials}); nothing to run"
+        )
+        return
+    log(f"study '{study.study_name}': {done} finished trials, running up to {remaining} more on {job.device}")
+
+    def report_trial(study: Any, trial: Any) -> None:
+        log(progress_line(trial, finished_trials(study), trials, job.task.metric))
+        keep_front_students(study)
+        close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
+
+    study.optimize(
+        make_objective(job, tracker, loc.out / "students"),
+        n_trials=remaining,
+        timeout=timeout,
+        catch=(Exception,),
+        callbacks=[report_trial, *callbacks, StopAtTotal(trials)],
+    )
+    fail_stale_trials(study)  # a dead trial whose grace period ended while this run worked
+    close_dead_runs(study, tracker)
+
+
+def _record_study(study: Any, loaded: LoadedSpace, loc: Locations, parent_run_id: str) -> None:
+    """What later commands (report, export, train) need to find this study's pieces again."""
+    from autodistill.tasks import get_task
+
+    task = get_task(loaded.config.task)
+    study.set_user_attr("task", task.name)
+    study.set_user_attr("quality_metric", {"name": task.metric, "direction": task.direction})
+    study.set_user_attr("mlflow_parent_run_id", parent_run_id)
+    study.set_user_attr("space", loaded.config.model_dump(mode="json", by_alias=True))
+    study.set_user_attr("space_file", str(loaded.path))
+    study.set_user_attr("out", str(loc.out.resolve()))
+    # A URL with a password is not stored: later commands then ask for --tracking-uri.
+    study.set_user_attr(
+        "tracking_uri", loc.tracking_uri if redact(loc.tracking_uri) == loc.tracking_uri else None
+    )
+
+
+def _log_study_inputs(
+    tracker: Tracker, parent: str, loaded: LoadedSpace, loc: Locations, job: Job, seed: int
+) -> None:
+    space = loaded.config
+    tracker.log_params(
+        parent,
+        {
+            "task": space.task,
+            "teacher": space.teacher,
+            "dataset": space.dataset.path,
+            **{k: v for k, v in job.inputs.facts.items() if k.startswith("dataset.")},
+            "objectives": ",".join(space.search.objectives),
+            "sampler": space.search.sampler,
+            "seed": seed,
+            "optuna_storage": redact(loc.storage),
+            "device": job.device,
+        },
+    )
+    tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in job.reference.items()})
+    tracker.log_text(parent, loaded.text, f"space/{loaded.path.name}")
+    tracker.log_text(parent, space.model_dump_json(indent=2, by_alias=True), "space/resolved.json")

@@ -1,0 +1,111 @@
+"""The function Optuna calls per trial, a thin objective in Optuna's own loop (ask → run → tell): it
+samples settings, runs one trial through ``trial.run_trial`` and stores the same numbers on the Optuna
+trial and its MLflow run. A trial that raises is recorded as failed with its reason; the study goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from autodistill.search.early_stopping import EarlyStopping
+from autodistill.search.preparation import Job
+from autodistill.search.sampling import sample
+from autodistill.search.trial import run_trial
+from autodistill.store.tracking import Tracker
+
+
+def make_objective(job: Job, tracker: Tracker, students_dir: Path) -> Callable[[Any], tuple[float, ...]]:
+    """The function Optuna calls per trial: sample → run → record in Optuna and MLflow → objectives.
+
+    Each completed trial's student is saved under ``students_dir``; ``keep_front_students`` later
+    deletes those that fall off the front, so export never retrains and the disk holds only the front.
+    """
+    import optuna
+    from tqdm.auto import tqdm
+
+    space = job.space
+    early = EarlyStopping(space, job.task.metric, job.task.direction)
+    fixed = {f"train.{k}": v for k, v in space.train.model_dump().items()}
+    fixed |= {f"latency.{k}": v for k, v in space.latency.model_dump().items()}
+    fixed |= {
+        "distill.hidden_loss": space.distill.hidden_loss,
+        "student.layer_selection": space.student.layer_selection,
+    }
+    lat = space.latency
+    # Which runtime and how many threads produced the latency objective: figures differ between them.
+    latency_setup = {"backend": lat.backend, "threads": lat.threads, "sequence_length": lat.sequence_length}
+    latency_setup_text = f"{lat.backend}, {lat.threads} thread(s), batch 1 × {lat.sequence_length} tokens"
+
+    def objective(trial: Any) -> tuple[float, ...]:
+        settings = sample(trial, space, job.teacher_arch)
+        trial.set_user_attr("settings", settings.as_params())
+        run_id = tracker.start_trial(trial.number, {**settings.as_params(), **fixed})
+        trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("latency_measured_with", latency_setup)
+        tracker.set_tag(run_id, "autodistill.latency", latency_setup_text)
+        try:
+            with tqdm(
+                total=space.train.steps, desc=f"trial {trial.number}", leave=False, unit="step", disable=None
+            ) as bar:
+
+                def on_step(step: int, loss: float) -> None:
+                    bar.update(1)
+                    if step % 20 == 0:
+                        bar.set_postfix(loss=f"{loss:.3f}")
+
+                def on_checkpoint(step: int, quality: float, cost: dict[str, float]) -> None:
+                    tracker.log_metrics(run_id, {f"checkpoint_{job.task.metric}": quality}, step=step)
+                    reason = early.decide(trial, step, quality, cost)
+                    if reason:  # the partial metrics stay on the trial and its run
+                        trial.set_user_attr("metrics", cost)
+                        tracker.log_metrics(run_id, cost)
+                        raise optuna.TrialPruned(reason)
+
+                outcome = run_trial(settings, job, on_step, on_checkpoint, early.steps)
+            start = time.perf_counter()
+            student_dir = students_dir / f"trial-{trial.number}"
+            outcome.student.save_pretrained(student_dir, safe_serialization=True)
+            trial.set_user_attr("student_dir", str(student_dir.resolve()))
+            for key, value in space.search.constraint_values(outcome.metrics).items():
+                trial.set_constraint(key, value)
+            trial.set_user_attr("metrics", outcome.metrics)
+            trial.set_user_attr("timings", outcome.timings)
+            tracker.log_curve(run_id, "train_loss", outcome.losses)
+            for part, values in outcome.loss_parts.items():
+                tracker.log_curve(run_id, f"train_loss_{part}", values)
+            tracker.log_metrics(
+                run_id, outcome.metrics | {f"seconds_{k}": v for k, v in outcome.timings.items()}
+            )
+            tracker.end_trial(run_id, "COMPLETE")
+            trial.set_user_attr("seconds_logging", time.perf_counter() - start)
+        except optuna.TrialPruned as exc:  # stopped early: recorded as pruned, with the reason
+            trial.set_user_attr("prune_reason", str(exc))
+            tracker.end_trial(run_id, "PRUNED", str(exc))
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            release_accelerator_memory()  # after an out-of-memory error the next trial starts clean
+            trial.set_user_attr("fail_reason", reason)
+            tracker.end_trial(run_id, "FAIL", reason)
+            raise
+        except BaseException:  # Ctrl-C or SystemExit: close the run, queue the same parameters for resume
+            trial.set_user_attr("interrupted", True)
+            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            tracker.end_trial(run_id, "FAIL", "interrupted")
+            raise
+        return tuple(outcome.metrics[o] for o in space.search.objectives)  # finite: checked in run_trial
+
+    return objective
+
+
+def release_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

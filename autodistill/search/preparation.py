@@ -1,0 +1,92 @@
+"""Preparing a study once: load the teacher, let the task tokenise and cache the teacher's targets,
+cache its hidden states when the space can weigh them, and measure the teacher as the reference."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autodistill.config.schema import SpaceConfig, possible_ints
+from autodistill.distill.student import StudentArch, select_layers, teacher_arch
+from autodistill.distill.teacher_states import TeacherStates, teacher_states
+from autodistill.measure.cost import measure_cost
+from autodistill.store.caches import cached
+from autodistill.tasks import Task, TaskData, TaskInputs, get_task
+from autodistill.util.devices import default_device
+
+
+@dataclass
+class Job:
+    """Everything trials share: the task, the teacher, tokenised data with its cached targets, and the
+    teacher's reference metrics."""
+
+    space: SpaceConfig
+    task: Task
+    inputs: TaskInputs
+    data: TaskData
+    reference: dict[str, float]  # the teacher's own quality, latency and size
+    device: str
+    teacher: Any  # the model itself: teacher-based inits copy its weights
+    teacher_states: TeacherStates | None = None  # when the space can weigh the hidden-state loss
+
+    @property
+    def teacher_config(self) -> Any:
+        return self.inputs.teacher_config
+
+    @property
+    def teacher_arch(self) -> StudentArch:
+        return teacher_arch(self.teacher_config)
+
+
+def matched_layers(space: SpaceConfig, teacher: StudentArch) -> list[int]:
+    """Every teacher layer that some student depth of the space is matched to (hidden-state loss)."""
+    depths = [d for d in possible_ints(space.student.depth) if 1 <= d <= teacher.depth]
+    how = space.student.layer_selection
+    return sorted({layer for d in depths for layer in select_layers(teacher.depth, d, how)})
+
+
+def measure_model(
+    task: Task, model: Any, validation: Any, space: SpaceConfig, device: str
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The task's quality metric on ``validation``, size, and batch-1 CPU latency; returns
+    (metrics, seconds per phase)."""
+    start = time.perf_counter()
+    quality = task.evaluate(model, validation, space.train.eval_batch_size, device)
+    eval_seconds = time.perf_counter() - start
+    metrics, timings = measure_cost(model, space.latency)
+    return {task.metric: quality, **metrics}, {"eval": eval_seconds, **timings}
+
+
+def prepare_job(space: SpaceConfig, inputs: TaskInputs, cache_dir: Path, log: Callable[[str], None]) -> Job:
+    """Load the teacher, tokenise once, compute (or reuse) its targets and reference metrics."""
+    task = get_task(space.task)
+    device = default_device()
+    teacher, tokenizer = task.load_teacher(space)
+    data = task.prepare(space, inputs, teacher, tokenizer, cache_dir, device, log)
+    states = None
+    if space.distill.uses_hidden_states():
+        layers = matched_layers(space, teacher_arch(teacher.config))
+        states = teacher_states(
+            teacher, data.train_tokens, layers, space.train.eval_batch_size, device, cache_dir, data.key, log
+        )
+
+    def reference() -> dict[str, float]:
+        log("teacher: measuring its accuracy, size and latency (once, cached)")
+        metrics, _ = measure_model(task, teacher, data.validation, space, device)
+        arch = teacher_arch(teacher.config)
+        return {**metrics, "depth": arch.depth, "width": arch.width}
+
+    ref_key = [data.key, space.latency.model_dump(), len(data.validation)]
+    return Job(
+        space=space,
+        task=task,
+        inputs=inputs,
+        data=data,
+        reference=cached("teacher-reference", cache_dir, ref_key, reference, fmt="json"),
+        device=device,
+        teacher=teacher,
+        teacher_states=states,
+    )

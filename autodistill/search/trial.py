@@ -1,0 +1,122 @@
+"""One trial, end to end: build the student, initialise it, measure its cost, distil it, measure its
+accuracy. No Optuna, no MLflow here.
+
+Size and latency depend on the shape, not on the weights, so they are measured before training: an
+early-stopping rule can then compare the accuracy at a checkpoint with cheaper trials' (see
+``early_stopping``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from autodistill.config.schema import SpaceConfig
+from autodistill.distill.loop import DistillRecipe, HiddenMatch, StepCallback, distill
+from autodistill.distill.student import build_student, check_teacher_init, init_from_teacher, select_layers
+from autodistill.measure.cost import measure_cost
+from autodistill.search.preparation import Job
+from autodistill.search.sampling import TrialSettings
+
+# Called at each checkpoint with (step, quality so far, the cost metrics); raising stops the trial.
+CheckpointCallback = Callable[[int, float, dict[str, float]], None]
+
+
+@dataclass
+class TrialOutcome:
+    metrics: dict[str, float]  # the objective and reference metrics, MLflow and Optuna hold these
+    losses: list[float]  # training loss per step
+    loss_parts: dict[str, list[float]]  # per step: hard, soft and hidden parts of the loss
+    timings: dict[str, float]  # seconds per phase
+    student: Any
+
+
+def recipe_for(settings: TrialSettings, space: SpaceConfig) -> DistillRecipe:
+    t = space.train
+    return DistillRecipe(
+        steps=t.steps,
+        batch_size=t.batch_size,
+        learning_rate=settings.learning_rate,
+        lam=settings.lam,
+        temperature=settings.temperature,
+        warmup_ratio=t.warmup_ratio,
+        weight_decay=t.weight_decay,
+        seed=t.seed,
+        hidden_weight=settings.hidden_weight,
+        hidden_loss=space.distill.hidden_loss,
+    )
+
+
+def run_trial(
+    settings: TrialSettings,
+    job: Job,
+    on_step: StepCallback | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
+    checkpoint_steps: Iterable[int] = (),
+) -> TrialOutcome:
+    """Build the student of ``settings`` (random or from the teacher's weights), measure its cost, distil
+    it for the job's budget against the cached teacher outputs, and measure its quality (the task's metric).
+
+    At each of ``checkpoint_steps`` the quality so far is measured and passed to ``on_checkpoint``,
+    which may raise to stop the trial (early stopping).
+    """
+    space, task = job.space, job.task
+    start = time.perf_counter()
+    student = build_student(job.teacher_config, settings.arch, space.train.seed, task.auto_class())
+    layers: list[int] = []  # the teacher layers this student starts from and/or is matched to
+    if settings.init != "random" or settings.hidden_weight > 0:
+        layers = select_layers(job.teacher_arch.depth, settings.arch.depth, space.student.layer_selection)
+    if settings.init != "random":
+        check_teacher_init(job.teacher_arch, settings.arch, settings.init)
+        init_from_teacher(student, job.teacher.state_dict(), job.teacher_arch, settings.arch, layers)
+    build_seconds = time.perf_counter() - start
+    cost, timings = measure_cost(student, space.latency)
+    checkpoints = set(checkpoint_steps)
+    checkpoint_seconds = 0.0
+
+    def step_and_check(step: int, loss: float) -> None:
+        nonlocal checkpoint_seconds
+        if on_step:
+            on_step(step, loss)
+        if on_checkpoint and step in checkpoints:
+            begin = time.perf_counter()
+            quality = task.evaluate(student, job.data.validation, space.train.eval_batch_size, job.device)
+            student.train()  # evaluate() switched to eval mode; training goes on with dropout
+            checkpoint_seconds += time.perf_counter() - begin
+            on_checkpoint(step, quality, cost)
+
+    hidden = None
+    if settings.hidden_weight > 0:
+        assert job.teacher_states is not None  # prepared whenever the space can weigh the hidden loss
+        hidden = HiddenMatch(job.teacher_states, layers, job.teacher_arch.width)
+    result = distill(
+        student,
+        job.data.train,
+        task.loss,
+        recipe_for(settings, space),
+        job.device,
+        step_and_check,
+        hidden,
+    )
+    start = time.perf_counter()
+    quality = task.evaluate(student, job.data.validation, space.train.eval_batch_size, job.device)
+    metrics = {task.metric: quality, **cost}
+    timings["eval"] = time.perf_counter() - start
+    bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+    if bad:  # Optuna would fail such a trial after MLflow had it complete: fail it here, in both
+        raise FloatingPointError(f"non-finite {', '.join(bad)} after training")
+    return TrialOutcome(
+        metrics=metrics,
+        losses=result.losses,
+        loss_parts=result.parts,
+        timings={
+            "build": build_seconds,
+            "train": result.seconds - checkpoint_seconds,
+            "checkpoints": checkpoint_seconds,
+            **timings,
+        },
+        student=student,
+    )

@@ -1,0 +1,22 @@
+"""Where a study's records live: its locations, the MLflow tracker, the caches, and finding a study."""
+
+from autodistill.store.caches import cached, teacher_fingerprint
+from autodistill.store.locations import Locations, check_database, check_tracking, redact, resolve_locations
+from autodistill.store.studies import StudyError, completed_trial, open_existing, study_dir, tracking_uri
+from autodistill.store.tracking import Tracker
+
+__all__ = [
+    "Locations",
+    "StudyError",
+    "Tracker",
+    "cached",
+    "check_database",
+    "check_tracking",
+    "completed_trial",
+    "open_existing",
+    "redact",
+    "resolve_locations",
+    "study_dir",
+    "teacher_fingerprint",
+    "tracking_uri",
+]

@@ -1,0 +1,92 @@
+"""Where a study lives (directory, Optuna storage, MLflow tracking URI), and checks that each is usable.
+
+The checks run before any compute: an unreachable database or server is a one-line error naming the
+flag, not a traceback after the teacher has been loaded. Passwords in URLs are never printed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from autodistill.util.errors import first_line
+from autodistill.util.files import writable
+
+
+@dataclass
+class Locations:
+    """Where one study lives: its directory, Optuna storage, MLflow tracking URI and caches."""
+
+    out: Path
+    storage: str
+    tracking_uri: str
+    study_name: str
+    cache_dir: Path
+    artifact_root: Path | None
+    storage_is_local: bool = True  # the default SQLite file in the study's directory
+
+
+def resolve_locations(
+    space_path: Path, out: str | None, storage: str | None, tracking_uri: str | None, study_name: str | None
+) -> Locations:
+    name = study_name or space_path.stem
+    directory = Path(out) if out else Path("autodistill-runs") / name
+    absolute = directory.resolve()
+    return Locations(
+        out=directory,
+        storage=storage or f"sqlite:///{absolute / 'optuna.db'}",
+        tracking_uri=tracking_uri or f"sqlite:///{absolute / 'mlflow.db'}",
+        study_name=name,
+        cache_dir=directory / "cache",
+        # A database-backed tracking store keeps artifacts in the study's directory; a server chooses.
+        artifact_root=None
+        if (tracking_uri or "").startswith(("http://", "https://"))
+        else absolute / "mlartifacts",
+        storage_is_local=storage is None,
+    )
+
+
+def redact(url: str) -> str:
+    """A storage or tracking URL with any password replaced, fit to print or log."""
+    return re.sub(r"(://[^:/@]+:).*@", r"\1***@", url)  # greedy: a password may itself hold '@'
+
+
+def _first_line(exc: Exception) -> str:
+    return redact(first_line(exc))
+
+
+def check_database(flag: str, url: str) -> str | None:
+    """A problem with a SQLAlchemy database URL (SQLite file or a server), or None when it connects."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        return None if writable(path.parent) else f"{flag} {url}: cannot write to {path.parent}"
+    try:
+        import sqlalchemy
+
+        args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+        engine = sqlalchemy.create_engine(url, connect_args=args)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as exc:  # driver errors have many types; the user needs one line
+        return (
+            f"{flag} {redact(url)}: cannot connect ({_first_line(exc)}); check the server, user and database"
+        )
+    return None
+
+
+def check_tracking(uri: str) -> str | None:
+    """A problem with an MLflow tracking URI, or None: databases connect, servers answer /health."""
+    if re.match(r"^(sqlite|postgresql|mysql|mssql)", uri):
+        return check_database("--tracking-uri", uri)
+    if uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5):
+                return None
+        except Exception as exc:
+            return f"--tracking-uri {redact(uri)}: no MLflow server answers ({_first_line(exc)})"
+    path = Path(uri.removeprefix("file://"))
+    return None if writable(path) else f"--tracking-uri {uri}: cannot write there"

@@ -1,0 +1,84 @@
+"""Find a study that ``search`` wrote: ``--out DIR``, or ``--storage URL --study NAME`` (PostgreSQL too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from autodistill.store.locations import redact
+from autodistill.util.errors import first_line
+
+
+class StudyError(Exception):
+    """The study or trial asked for does not exist; the message names the flag to change."""
+
+
+def open_existing(out: str | None, storage: str | None, study_name: str | None) -> Any:
+    """Load the study without creating anything.
+
+    Raises:
+        StudyError: no such directory, storage or study.
+    """
+    import optuna
+
+    if storage is None:
+        if out is None:
+            raise StudyError(
+                "give --out DIR (a directory that `autodistill search` wrote) or --storage URL --study NAME"
+            )
+        db = Path(out) / "optuna.db"
+        if not db.is_file():
+            raise StudyError(
+                f"--out {out}: no optuna.db there; point --out at a directory that `autodistill search` wrote"
+            )
+        storage = f"sqlite:///{db.resolve()}"
+    try:
+        names = optuna.study.get_all_study_names(storage=storage)
+    except Exception as exc:  # bad URL, unreachable server, not an Optuna database
+        raise StudyError(f"--storage {redact(storage)}: cannot read it ({redact(first_line(exc))})") from None
+    if study_name is None:
+        if len(names) != 1:
+            raise StudyError(
+                f"--study: the storage holds {len(names)} studies ({', '.join(names)}); name one"
+            )
+        study_name = names[0]
+    elif study_name not in names:
+        raise StudyError(
+            f"--study {study_name}: not in the storage; it holds {', '.join(names) or 'no study'}"
+        )
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def completed_trial(study: Any, number: int) -> Any:
+    from optuna.trial import TrialState
+
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise StudyError(f"TRIAL {number}: study '{study.study_name}' has trials 0..{len(trials) - 1}")
+    trial = trials[number]
+    if trial.state != TrialState.COMPLETE:
+        raise StudyError(f"TRIAL {number}: it is {trial.state.name}, not COMPLETE; pick one from pareto.csv")
+    return trial
+
+
+def study_dir(study: Any, out: str | None) -> Path:
+    """The directory that holds the study's outputs: the one ``search`` recorded, else ``--out``."""
+    return Path(study.user_attrs.get("out") or out or ".")
+
+
+def tracking_uri(study: Any, flag: str | None, out: str | None) -> str:
+    """``--tracking-uri``, else the URI the search recorded, else the default store in the study's directory."""
+    if flag:
+        return flag
+    if study.user_attrs.get("tracking_uri"):
+        return str(study.user_attrs["tracking_uri"])
+    if "tracking_uri" in study.user_attrs:  # recorded as None: it held a password
+        raise StudyError(
+            "--tracking-uri: this study's tracking URI holds a password and was not stored; pass it"
+        )
+    default = study_dir(study, out) / "mlflow.db"
+    if not default.is_file():
+        raise StudyError(
+            f"--tracking-uri: no MLflow store recorded for this study and none at {default}; pass it"
+        )
+    return f"sqlite:///{default.resolve()}"

@@ -1,0 +1,85 @@
+"""The task seam: what differs between kinds of distillation (sequence classification, later causal
+language models) behind one small interface. Search, tracking, Pareto, report and CLI use a ``Task``
+without knowing which one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from autodistill.config.schema import SpaceConfig
+from autodistill.distill.loop import TrainingSet
+from autodistill.distill.loss import LossParts
+from autodistill.distill.teacher_states import TokenBatches
+
+
+@dataclass
+class TaskInputs:
+    """What a task read and checked without compute: the teacher's config and the task's examples."""
+
+    teacher_config: Any
+    examples: Any  # the task's own record of its examples (e.g. labelled texts)
+    train_examples: int  # how many training examples there are (within the space's budget)
+    facts: dict[str, Any] = field(default_factory=dict)  # logged on the study's parent run
+    summary: dict[str, str] = field(default_factory=dict)  # what `validate` prints: a line per row name
+
+
+@dataclass
+class TaskData:
+    """Examples tokenised once, with the teacher's targets on the training examples (cached)."""
+
+    train: TrainingSet  # batches carry the teacher's targets for the task's loss step
+    train_tokens: TokenBatches  # the same training examples as tokens, for the teacher's hidden states
+    validation: Any  # what ``Task.evaluate`` scores
+    key: list[Any]  # identifies teacher, examples and tokenisation, for the caches built on them
+
+
+class Task(Protocol):
+    """One kind of distillation; ``tasks.get_task(name)`` gives the implementation a space names."""
+
+    name: str  # as written in the space's ``task:``
+    metric: str  # the quality objective, e.g. "accuracy"
+    direction: Literal["maximize", "minimize"]  # which way the quality objective is better
+
+    def auto_class(self) -> Any:
+        """The transformers Auto class that builds, exports and reloads a student."""
+        ...
+
+    def inspect(self, space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
+        """Check the teacher and the dataset against each other and the space, loading no weights;
+        every problem is returned, one line each naming the flag or key."""
+        ...
+
+    def load_teacher(self, space: SpaceConfig) -> tuple[Any, Any]:
+        """The teacher model, in eval mode, and its tokenizer."""
+        ...
+
+    def prepare(
+        self,
+        space: SpaceConfig,
+        inputs: TaskInputs,
+        teacher: Any,
+        tokenizer: Any,
+        cache_dir: Path,
+        device: str,
+        log: Callable[[str], None],
+    ) -> TaskData:
+        """Tokenise the examples once and compute (or reuse) the teacher's targets on them."""
+        ...
+
+    def loss(self, outputs: Any, batch: dict[str, Any], lam: float, temperature: float) -> LossParts:
+        """The distillation loss of a student's ``outputs`` on a training ``batch``."""
+        ...
+
+    def evaluate(self, model: Any, data: Any, batch_size: int, device: str) -> float:
+        """The quality metric of ``model`` on ``data`` (e.g. ``TaskData.validation``)."""
+        ...
+
+    def model_card(
+        self, title: str, settings: dict[str, Any], metrics: dict[str, Any], facts: dict[str, Any]
+    ) -> str:
+        """The README.md of an exported student."""
+        ...

@@ -1,0 +1,97 @@
+"""Files written atomically: readers see the old file or the whole new one, never half of it.
+
+Also the checks that decide whether a directory may be written or replaced, made before any compute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
+    """Call ``write(tmp)`` on a uniquely named temporary file beside ``path``, then rename it into place.
+
+    The unique name lets several processes write the same path at once; the last rename wins whole.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)  # atomic on POSIX
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def atomic_text_save(text: str, path: Path) -> Path:
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_json_save(obj: Any, path: Path) -> Path:
+    return atomic_text_save(json.dumps(obj, indent=2, sort_keys=True), path)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> Path:
+    import torch
+
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_torch(path: Path) -> Any | None:
+    """The cached object, or None when there is none. Tensors and plain containers only (no pickle code)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    return torch.load(path, weights_only=True)
+
+
+def load_json(path: Path) -> Any | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def writable(directory: Path) -> bool:
+    """Whether ``directory`` exists writable, or could be created: checked without creating anything."""
+    for parent in [directory.resolve(), *directory.resolve().parents]:
+        if parent.exists():
+            if not parent.is_dir():
+                return False
+            try:  # a real probe: permission bits say nothing for root or on a read-only mount
+                with tempfile.TemporaryFile(dir=parent):
+                    return True
+            except OSError:
+                return False
+    return False
+
+
+def replaceable(directory: Path, marker: str) -> bool:
+    """Whether writing ``directory`` may replace what is there: nothing, an empty directory, or an
+    earlier output of ours (it holds ``marker``). Anything else is the user's and is never deleted."""
+    if not directory.exists():
+        return True
+    return directory.is_dir() and (not any(directory.iterdir()) or (directory / marker).is_file())
+
+
+def temporary_sibling(destination: Path) -> Path:
+    """A fresh, uniquely named directory beside ``destination`` to build it in before ``swap_into_place``."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp"))
+
+
+def swap_into_place(tmp: Path, destination: Path, marker: str, what: str) -> None:
+    """Replace ``destination`` with the finished ``tmp`` directory: readers see the old or the new one,
+    never half of it; a destination that is not an earlier output of ours is refused, not deleted."""
+    if not replaceable(destination, marker):  # checked before compute too
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OSError(f"{destination} holds files that are not {what}; choose an empty or new directory")
+    if destination.exists():
+        shutil.rmtree(destination)
+    tmp.rename(destination)

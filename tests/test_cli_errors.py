@@ -105,7 +105,7 @@ CASES = {
         ["{space}", "--teacher", "{tmp}/no-teacher"],
         "--teacher {tmp}/no-teacher: no such directory",
     ),
-    "not a classifier": (["{space}", "--teacher", "{encoder}"], "not a sequence classifier"),
+    "not a classifier": (["{space}", "--teacher", "{encoder}"], "not a *ForSequenceClassification model"),
     "missing dataset": (
         ["{space}", "--dataset", "{tmp}/no-data"],
         "--dataset {tmp}/no-data: no such file or directory",
@@ -134,6 +134,15 @@ CASES = {
     "unknown latency backend": (
         ["{space}", "--set", "latency.backend=tensorrt"],
         "latency.backend: Input should be",
+    ),
+    "trust_remote_code switched on by --set": (
+        ["{space}", "--set", "trust_remote_code=true"],
+        "--set trust_remote_code=true: only the command-line flag --trust-remote-code may switch "
+        "trust_remote_code on",
+    ),
+    "allow_pickle switched on by --set": (
+        ["{space}", "--teacher", "{pickled}", "--set", "allow_pickle=yes"],
+        "--set allow_pickle=yes: only the command-line flag --allow-pickle may switch allow_pickle on",
     ),
 }
 

@@ -22,14 +22,14 @@ def load(spec: DatasetSpec, n: int = 50):
 def test_directory_with_validation_split(sst2_slice: Path) -> None:
     data = load(DatasetSpec(path=str(sst2_slice)))
     assert data.text_column == "sentence" and data.label_column == "label"
-    assert data.validation_source == "validation" and len(data.validation.texts) == 200
+    assert data.validation_source == "validation" and len(data.validation.texts) == 100  # half is test
     assert len(data.train.texts) == 50 and set(data.train.labels) <= {0, 1}
 
 
 def test_single_tsv_gets_a_seeded_stable_holdout(sst2_slice: Path) -> None:
     spec = DatasetSpec(path=str(sst2_slice / "train.tsv"), holdout_fraction=0.2)
     a, b, c = load(spec), load(spec), load(spec.model_copy(update={"split_seed": 1}))
-    assert a.validation_source.startswith("holdout 0.2") and len(a.validation.texts) == 120
+    assert a.validation_source.startswith("holdout 0.2") and len(a.validation.texts) == 60  # half is test
     assert a.validation.texts == b.validation.texts and a.train.texts == b.train.texts
     assert a.validation.texts != c.validation.texts
     assert not set(a.validation.texts) & set(a.train.texts) - set(a.validation.texts[:0])  # disjoint rows

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from transformers import AutoModelForSequenceClassification, BertConfig
 
 from autodistill.config import LatencySpec
-from autodistill.measure.latency import _round_sizes, latency, measure_latency
+from autodistill.measure.latency import latency, measure_latency, round_sizes
 
 BACKENDS = ["torch", "onnxruntime"]
 
@@ -71,9 +71,9 @@ def test_default_backend_is_torch() -> None:
 
 
 def test_rounds_split_repeats_evenly_and_never_run_empty(tiny: Any) -> None:
-    assert _round_sizes(75, 5) == [15] * 5
-    assert _round_sizes(7, 3) == [3, 2, 2]
-    assert _round_sizes(2, 5) == [1, 1]  # more rounds than passes: one pass per round
+    assert round_sizes(75, 5) == [15] * 5
+    assert round_sizes(7, 3) == [3, 2, 2]
+    assert round_sizes(2, 5) == [1, 1]  # more rounds than passes: one pass per round
     timed = measure_latency(tiny, LatencySpec(sequence_length=8, warmup=0, repeats=2, rounds=5))
     assert timed.rounds == 2 and timed.p50_ms <= timed.p95_ms
 

@@ -42,10 +42,11 @@ def test_class_folders_labels_counts_and_split_are_stable(class_folders: Path) -
     label2id = {n: i for i, n in enumerate(labels)}
     a = load_text_data(spec, 3, label2id, 10**9)
     b = load_text_data(spec, 3, label2id, 10**9)
-    assert len(a.train.texts) + len(a.validation.texts) == 61 and len(a.validation.texts) == 15
+    held_out = len(a.validation.texts) + len(a.test.texts)  # the test examples are half of the holdout
+    assert len(a.train.texts) + held_out == 61 and held_out == 15 and len(a.test.texts) == 8
     assert a.validation.texts == b.validation.texts and a.train.labels == b.train.labels
     assert a.text_column == "text" and sorted(set(a.train.labels)) == [0, 1, 2]
-    all_texts = a.train.texts + a.validation.texts
+    all_texts = a.train.texts + a.validation.texts + a.test.texts
     assert "price in £ pounds" in all_texts
 
 
@@ -56,7 +57,7 @@ def test_split_named_class_folders(class_folders: Path, tmp_path: Path) -> None:
         for label_dir in class_folders.iterdir():
             (root / split / label_dir.name).symlink_to(label_dir, target_is_directory=True)
     data = load_text_data(DatasetSpec(path=str(root)), 3, {"politics": 0, "sport": 1, "tech": 2}, 10**9)
-    assert data.validation_source == "validation" and len(data.validation.texts) == 61
+    assert data.validation_source == "validation" and len(data.validation.texts) + len(data.test.texts) == 61
 
 
 def teacher_cmd(base: Path, data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:

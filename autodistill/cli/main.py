@@ -14,6 +14,8 @@ from typing import Any
 
 from autodistill import __version__
 from autodistill.cli.common import EXIT_INTERRUPTED, fail, quiet_libraries
+from autodistill.cli.lm_teacher_command import add_parser as add_lm_teacher_parser
+from autodistill.cli.lm_teacher_command import cmd_lm_teacher
 from autodistill.cli.study_commands import cmd_export, cmd_report, cmd_train
 from autodistill.cli.teacher_command import cmd_teacher
 from autodistill.util.files import writable
@@ -193,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracking-uri",
         help="MLflow tracking URI (default: sqlite:///mlflow.db beside --out)",
     )
+    add_lm_teacher_parser(sub)
     return parser
 
 
@@ -208,9 +211,15 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
     try:
         # --seed is a shorthand for --set train.seed=N, which also seeds the sampler
         flags = [f"train.seed={args.seed}"] if getattr(args, "seed", None) is not None else []
-        flags += ["trust_remote_code=true"] if args.trust_remote_code else []
-        flags += ["allow_pickle=true"] if args.allow_pickle else []
-        loaded = load_space(args.space, [*args.overrides, *flags], teacher=args.teacher, dataset=args.dataset)
+        loaded = load_space(
+            args.space,
+            [*args.overrides, *flags],
+            teacher=args.teacher,
+            dataset=args.dataset,
+            # passed apart from the overrides: these flags alone may switch them on, not --set or the file
+            trust_remote_code=args.trust_remote_code,
+            allow_pickle=args.allow_pickle,
+        )
     except ConfigError as exc:
         return None, None, None, problems + exc.problems
     from autodistill.store.locations import check_database, check_tracking, resolve_locations
@@ -284,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         "search": cmd_search,
         "validate": cmd_validate,
         "teacher": cmd_teacher,
+        "lm-teacher": cmd_lm_teacher,
         "report": cmd_report,
         "export": cmd_export,
         "train": cmd_train,

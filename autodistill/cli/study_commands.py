@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             return fail([f"train {trial.number}: {first_line(exc)}"])
     print(
         f"trial {trial.number}: {result.metric} {result.before:.4f} after the search's short run → {result.after:.4f} "
-        f"after {result.steps} steps\nexported to {result.export['path']}\n"
+        f"after {result.steps} steps (validation); test {result.metric} {result.test_after:.4f}\nexported to {result.export['path']}\n"
         f"registered as '{result.model_name}' version {result.model_version} (MLflow run {result.run_id})"
     )
     return 0

@@ -128,7 +128,8 @@ def cmd_teacher(args: argparse.Namespace) -> int:
     run_id = log_teacher_run(tracking, card, losses, args.out)
     print(
         f"teacher: {args.out} — validation accuracy {card['validation_accuracy']:.4f} on "
-        f"{card['validation_examples']} examples ({card['validation_source']}), {card['steps']} steps in "
+        f"{card['validation_examples']} examples ({card['validation_source']}), test accuracy "
+        f"{card['test_accuracy']:.4f} on {card['test_examples']} ({card['test_source']}), {card['steps']} steps in "
         f"{card['train_seconds']:.0f} s; MLflow run {run_id} in {redact(tracking)}"
     )
     return 0

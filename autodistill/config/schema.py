@@ -24,13 +24,31 @@ from pydantic import (
 # Metrics a study can optimise or constrain, with the direction that is better.
 METRIC_DIRECTIONS: dict[str, Literal["maximize", "minimize"]] = {
     "accuracy": "maximize",
+    "macro_f1": "maximize",  # mean of the per-class F1 scores: imbalanced classes count alike
+    "perplexity": "minimize",  # exp of the mean next-token cross-entropy (causal LMs)
     "latency_ms": "minimize",  # batch-1 CPU latency, median (p50)
     "latency_p95_ms": "minimize",
     "size_mb": "minimize",  # bytes of the saved safetensors, in MB (10^6)
     "params": "minimize",
     "params_no_embeddings": "minimize",
+    "prefill_ms": "minimize",  # causal LMs: the prompt's forward pass, batch 1
 }
-MetricName = Literal["accuracy", "latency_ms", "latency_p95_ms", "size_mb", "params", "params_no_embeddings"]
+MetricName = Literal[
+    "accuracy",
+    "macro_f1",
+    "perplexity",
+    "latency_ms",
+    "latency_p95_ms",
+    "size_mb",
+    "params",
+    "params_no_embeddings",
+    "prefill_ms",
+]
+# The quality metrics each task can be judged by; the first is its default.
+QUALITY_METRICS: dict[str, tuple[str, ...]] = {
+    "sequence-classification": ("accuracy", "macro_f1"),
+    "causal-lm": ("perplexity",),
+}
 
 
 class Dist(BaseModel):
@@ -119,6 +137,16 @@ class DatasetSpec(BaseModel):
     train_split: str = "train"
     validation_split: str | None = Field(None, description="default: 'validation'/'dev' when present")
     holdout_fraction: float = Field(0.1, gt=0, lt=1, description="seeded holdout when no validation split")
+    test_split: str | None = Field(
+        None,
+        description="held-out test split; default: 'test' when present with labels, else a part of validation",
+    )
+    test_fraction: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="seeded part of the validation examples kept for the test score when there is no test split",
+    )
     split_seed: int = Field(
         0,
         ge=0,
@@ -127,8 +155,13 @@ class DatasetSpec(BaseModel):
     max_train_examples: int | None = Field(
         None, gt=0, description="train examples a trial can see; default steps × batch_size"
     )
+    metric: Literal["accuracy", "macro_f1"] = Field(
+        "accuracy", description="classification quality: accuracy, or macro_f1 for imbalanced classes"
+    )
     max_eval_examples: int | None = Field(
-        None, gt=0, description="validation examples per trial; default all"
+        None,
+        gt=0,
+        description="validation examples per trial (the test examples are not counted); default all",
     )
 
 
@@ -221,6 +254,12 @@ class DistillSpec(BaseModel):
     learning_rate: Number = Field(description="AdamW peak learning rate, > 0")
     hidden_weight: Number = Field(
         0.0, description="weight of the hidden-state loss between matched student and teacher layers; 0: off"
+    )
+    top_k: int = Field(
+        64,
+        gt=0,
+        description="causal-lm: the teacher's top-k next tokens cached per position (its full "
+        "vocabulary is too big to keep)",
     )
     hidden_loss: Literal["cosine", "mse"] = Field(
         "cosine", description="cosine (DistilBERT) or mse; a learned projection maps narrower students"
@@ -351,16 +390,14 @@ class SearchSpec(BaseModel):
         return v
 
 
-TASKS = ("sequence-classification",)
-
-
 class SpaceConfig(BaseModel):
     """A whole search: teacher, data, student space, distillation, budget, measurement, study."""
 
     model_config = ConfigDict(extra="forbid")
 
-    task: Literal["sequence-classification"] = Field(
-        "sequence-classification", description="what is distilled: a sequence classifier"
+    task: Literal["sequence-classification", "causal-lm"] = Field(
+        "sequence-classification",
+        description="what is distilled: a sequence classifier, or a causal language model (judged by perplexity)",
     )
 
     teacher: str | None = Field(None, description="local save_pretrained directory or hub id")
@@ -375,7 +412,31 @@ class SpaceConfig(BaseModel):
     distill: DistillSpec
     train: TrainSpec = TrainSpec()
     latency: LatencySpec = LatencySpec()
-    search: SearchSpec = SearchSpec()
+    search: SearchSpec = Field(default_factory=SearchSpec, validate_default=True)
+
+    @field_validator("search")
+    @classmethod
+    def _objectives_fit_the_task(cls, v: SearchSpec, info: ValidationInfo) -> SearchSpec:
+        """Objectives default to the task's quality metric, latency and size; a metric of another task is
+        refused (a classifier has no perplexity, a language model no accuracy)."""
+        task = info.data.get("task", "sequence-classification")
+        dataset = info.data.get("dataset")
+        quality = "perplexity" if task == "causal-lm" else (dataset.metric if dataset else "accuracy")
+        if "objectives" not in v.model_fields_set:
+            return v.model_copy(update={"objectives": [quality, "latency_ms", "size_mb"]})
+        others = [
+            o for o in v.objectives if o in {q for qs in QUALITY_METRICS.values() for q in qs} - {quality}
+        ]
+        if others:
+            source = "task: causal-lm" if task == "causal-lm" else f"dataset.metric: {quality}"
+            raise ValueError(
+                f"objectives: {', '.join(others)} is not this study's quality metric; with {source} use {quality!r}"
+            )
+        return v
+
+    def quality_metric(self) -> str:
+        """What the task is judged by: perplexity for causal LMs, dataset.metric for classifiers."""
+        return "perplexity" if self.task == "causal-lm" else self.dataset.metric
 
     @field_validator("dataset", mode="before")
     @classmethod

@@ -33,11 +33,17 @@ class LoadedSpace:
     text: str  # the file as written, logged with the study
 
 
+# Settings that let a teacher run code when loaded, and the only flags that may switch them on.
+SECURITY_FLAGS = {"trust_remote_code": "--trust-remote-code", "allow_pickle": "--allow-pickle"}
+
+
 def load_space(
     path: str | Path,
     overrides: list[str] = (),  # type: ignore[assignment]
     teacher: str | None = None,
     dataset: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
 ) -> LoadedSpace:
     """Read, override and validate a space file.
 
@@ -45,6 +51,8 @@ def load_space(
         path: the YAML file.
         overrides: ``KEY=VALUE`` strings from ``--set``; dotted keys, values parsed as YAML.
         teacher / dataset: the ``--teacher`` / ``--dataset`` flags, which win over the file.
+        trust_remote_code / allow_pickle: the flags of those names, the only way to switch them on: a space
+            file may come from someone else, and ``--set`` values from a script's list of overrides.
 
     Raises:
         ConfigError: with every problem found, each naming the file (or flag) and key.
@@ -77,6 +85,16 @@ def load_space(
             problems.append(f"--set {item}: {problem}")
         else:
             overridden.add(item.partition("=")[0].strip())
+    flags = {"trust_remote_code": trust_remote_code, "allow_pickle": allow_pickle}
+    for key, flag in SECURITY_FLAGS.items():
+        if raw.get(key) not in (None, False):
+            setter = next((o for o in reversed(overrides) if o.partition("=")[0].strip() == key), None)
+            source = f"--set {setter}" if setter else f"{path}: {key}"
+            problems.append(
+                f"{source}: only the command-line flag {flag} may switch {key} on (it lets the teacher run "
+                f"code); remove it and pass {flag} if you trust the teacher"
+            )
+        raw[key] = flags[key]
     if teacher is not None:
         raw["teacher"] = teacher
     if dataset is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from autodistill.config.schema import SpaceConfig
 from autodistill.measure.onnx import export_onnx
-from autodistill.store.studies import StudyError
+from autodistill.store.studies import StudyError, test_scores
 from autodistill.tasks import Task, get_task
 from autodistill.util.files import swap_into_place, temporary_sibling
 
@@ -61,7 +61,7 @@ def study_space(study: Any) -> SpaceConfig:
 
 
 def study_task(study: Any) -> Task:
-    return get_task(study.user_attrs.get("task") or study_space(study).task)
+    return get_task(study_space(study))
 
 
 def export_trial(study: Any, trial: Any, to: Path, onnx: bool) -> dict[str, Any]:
@@ -76,11 +76,14 @@ def export_trial(study: Any, trial: Any, to: Path, onnx: bool) -> dict[str, Any]
         )
     space = study_space(study)
     task = study_task(study)
+    if onnx and not task.exports_onnx:
+        raise StudyError(f"--onnx: {task.name} students export as safetensors only; drop --onnx")
     # Stored students are our own safetensors files: never load pickle from a study's directory.
     model = task.auto_class().from_pretrained(student_dir, use_safetensors=True)
     tokenizer = AutoTokenizer.from_pretrained(str(space.teacher))
     settings = trial.user_attrs.get("settings", {})
-    metrics = trial.user_attrs.get("metrics", {})
+    # validation figures, and the test score it got when it joined the front
+    metrics = {**trial.user_attrs.get("metrics", {}), **test_scores(study).get(trial.number, {})}
     facts = card_facts(study, trial.number, space, trial.user_attrs.get("mlflow_run_id"))
     card = task.model_card(
         f"autodistill student: study {study.study_name}, trial {trial.number}", settings, metrics, facts

@@ -18,6 +18,7 @@ from autodistill.deliver.export import card_facts, study_space, study_task, writ
 from autodistill.search.inputs import inspect_inputs
 from autodistill.search.preparation import prepare_job
 from autodistill.search.sampling import TrialSettings
+from autodistill.search.test_scores import score_on_test, test_metric
 from autodistill.search.trial import run_trial
 from autodistill.store.tracking import Tracker
 
@@ -27,8 +28,9 @@ ALL_EXAMPLES = 10**12
 @dataclass
 class FullLengthResult:
     metric: str  # the task's quality metric, e.g. accuracy
-    before: float  # the trial's quality after its short run
-    after: float
+    before: float  # the trial's quality after its short run (validation examples)
+    after: float  # the same after full-length training
+    test_after: float  # the same on the test examples, which nothing was stopped or selected on
     steps: int
     export: dict[str, Any]
     run_id: str
@@ -81,6 +83,7 @@ def train_full_length(
     log(f"train: trial {trial.number} at full length: {space.train.steps} steps on {train_examples} examples")
     job = prepare_job(space, inputs, out / "cache", log)
     outcome = run_trial(settings, job, on_step)
+    outcome.metrics.update(score_on_test(job, outcome.student))  # the honest figure: nothing chose on it
 
     task = study_task(study)
     tracker = Tracker(tracking_uri, study.study_name, out / "mlartifacts")
@@ -131,6 +134,7 @@ def train_full_length(
         metric=task.metric,
         before=before,
         after=outcome.metrics[task.metric],
+        test_after=outcome.metrics[test_metric(task.metric)],
         steps=space.train.steps,
         export=exported,
         run_id=run_id,

@@ -70,19 +70,32 @@ def _base_model(recipe: TeacherRecipe, labels: list[str]) -> tuple[Any, Any]:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
+    from autodistill.tasks.teachers import dtype_kwarg
+
     id2label = dict(enumerate(labels))
     label2id = {name: i for i, name in id2label.items()}
     torch.manual_seed(recipe.seed)  # the new classification head (or the whole model) starts seeded
+    # float32 whatever the base was saved in: fine-tuning a float16/bfloat16 model on CPU ends in
+    # non-finite losses, and transformers 5 would keep the saved dtype (from_config reads it too)
+    float32 = dtype_kwarg()
     if recipe.from_config():
         raw = json.loads(Path(recipe.base).read_text())
         config = AutoConfig.for_model(**raw)
         config.num_labels, config.id2label, config.label2id = len(labels), id2label, label2id
-        model = AutoModelForSequenceClassification.from_config(config)
+        model = AutoModelForSequenceClassification.from_config(config, **float32)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(
-            recipe.base, num_labels=len(labels), id2label=id2label, label2id=label2id, use_safetensors=True
+            recipe.base,
+            num_labels=len(labels),
+            id2label=id2label,
+            label2id=label2id,
+            use_safetensors=True,
+            **float32,
         )
     model.config.architectures = [type(model).__name__]
+    # a regression or multi-label base is trained here as a single-label classifier, which the search
+    # needs (it refuses teachers whose config says otherwise)
+    model.config.problem_type = "single_label_classification"
     tokenizer = AutoTokenizer.from_pretrained(recipe.tokenizer or recipe.base)
     return model, tokenizer
 
@@ -112,6 +125,7 @@ def train_teacher(
         raise ValueError(f"--base {recipe.base}: cannot load it ({first_line(exc)})") from None
     train = encode(data.train, tokenizer, recipe.max_length, cache_dir=None)
     validation = encode(data.validation, tokenizer, recipe.max_length, cache_dir=None)
+    test = encode(data.test, tokenizer, recipe.max_length, cache_dir=None)
     steps = recipe.max_steps or max(1, math.ceil(recipe.epochs * len(train) / recipe.batch_size))
     device = default_device()
     log(
@@ -133,6 +147,7 @@ def train_teacher(
     result = distill(model, LabelledBatches(train, no_teacher), task.loss, loop, device, on_step)
     start = time.perf_counter()
     val_accuracy = accuracy(model, validation, 64, device)
+    test_accuracy = accuracy(model, test, 64, device)  # the students' test examples, never trained on
     card = {
         "base": recipe.base,
         "recipe": recipe.as_dict(),
@@ -142,6 +157,9 @@ def train_teacher(
         "validation_source": data.validation_source,
         "steps": steps,
         "validation_accuracy": round(val_accuracy, 4),
+        "test_examples": len(test),
+        "test_source": data.test_source,
+        "test_accuracy": round(test_accuracy, 4),
         "train_seconds": round(result.seconds, 1),
         "eval_seconds": round(time.perf_counter() - start, 1),
         "device": device,

@@ -77,3 +77,144 @@ def hidden_state_loss(
         else:
             raise ValueError(f"hidden loss kind must be cosine or mse, not {kind!r}")
     return torch.stack(losses).mean()
+
+
+# Causal language models: next-token distillation, against the full vocabulary or a top-k cache.
+
+IGNORE_INDEX = -100  # transformers' label for "no target here"
+# A finite stand-in for log 0: -inf would give 0·inf = nan in the KL and nan gradients through logsumexp.
+_LOG_ZERO = -1e30
+
+
+def next_token_targets(labels: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The causal shift: position t predicts token t+1, so the last position has no target.
+
+    Args:
+        labels: [batch, tokens] token ids (``IGNORE_INDEX`` where there is no target).
+        mask: [batch, tokens], 1 for real tokens.
+
+    Returns:
+        (targets [batch, tokens-1], valid [batch, tokens-1] bool): position t counts when it and t+1
+        are both real tokens and token t+1 is not ``IGNORE_INDEX``.
+    """
+    targets = labels[:, 1:]
+    valid = mask[:, :-1].bool() & mask[:, 1:].bool() & (targets != IGNORE_INDEX)
+    return targets, valid
+
+
+def _no_target(student_logits: torch.Tensor) -> LossParts:
+    # a batch without a single target (all padding): zero, still attached to the graph for backward()
+    zero = student_logits.sum() * 0.0
+    return LossParts(total=zero, hard=zero, soft=zero)
+
+
+def full_vocab_distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    lam: float,
+    temperature: float,
+) -> LossParts:
+    """(1-λ)·CE(next token) + λ·T²·KL(teacher_T ‖ student_T) over the whole vocabulary: the reference
+    that ``topk_distillation_loss`` approximates.
+
+    Args:
+        student_logits: [batch, tokens, vocab].
+        teacher_logits: [batch, tokens, vocab], no gradient needed.
+        labels: [batch, tokens] token ids (usually the inputs themselves); the shift is done here.
+        mask: [batch, tokens], 1 for real tokens; positions without a real target do not count.
+        lam: weight λ ∈ [0, 1] of the soft term.
+        temperature: T > 0, softens both distributions in the soft term only.
+
+    Returns:
+        LossParts(total, hard, soft), each a scalar averaged over the positions with a target (a batch
+        without any gives zeros). Computed in float32 whatever the logits' dtype.
+    """
+    targets, valid = next_token_targets(labels, mask)
+    if not bool(valid.any()):
+        return _no_target(student_logits)
+    student = student_logits[:, :-1][valid].float()  # [targets, vocab]: real positions only
+    teacher = teacher_logits[:, :-1][valid].detach().float()
+    hard = F.cross_entropy(student, targets[valid])
+    kl = F.kl_div(
+        F.log_softmax(student / temperature, dim=-1),
+        F.log_softmax(teacher / temperature, dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    soft = temperature**2 * kl
+    return LossParts(total=(1.0 - lam) * hard + lam * soft, hard=hard, soft=soft)
+
+
+def topk_distillation_loss(
+    student_logits: torch.Tensor,
+    topk_indices: torch.Tensor,
+    topk_values: torch.Tensor,
+    topk_rest: torch.Tensor,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    lam: float,
+    temperature: float,
+    tail_entropy: torch.Tensor | None = None,
+) -> LossParts:
+    """(1-λ)·CE(next token) + λ·T²·KL(teacher_T ‖ student_T), with both distributions over k+1 buckets:
+    the teacher's top-k tokens at each position, and one bucket for the rest of the vocabulary (the tail).
+
+    The teacher's buckets are rebuilt from what the cache holds (``tasks.causal_lm.topk``): its top-k
+    log-probabilities at T=1, ``log p_i = z_i - logsumexp(z)``, the mass of the tail,
+    ``rest = Σ_{j∉top-k} p_j``, and optionally the tail's entropy ``H`` (of ``p_j / rest``). At
+    temperature T its bucket logits are ``log p_i / T`` (the shared ``logsumexp(z)/T`` cancels in the
+    softmax) and, for the tail, an estimate of ``log Σ_{j∉top-k} p_j^(1/T)``:
+
+    - with ``tail_entropy``: ``log(rest)/T + (1 - 1/T)·H``, the tail taken as ``e^H`` equally likely
+      tokens. Exact at T=1 and for a uniform tail; otherwise the tangent at T=1 of that (convex in 1/T)
+      log-sum, so it never overestimates the tail's softened mass.
+    - without: ``log(rest)/T``, the tail taken as one token. Exact at T=1 only; at T=2-4 the teacher's
+      softened tail then weighs far less than the student's (a whole vocabulary of tokens softened),
+      which ``benchmarks/topk_gap.py`` measures at several times the full loss.
+
+    The student's buckets are exact at any T: its top-k logits / T and the logsumexp of its other
+    logits / T. At T=1 the bucketed KL is a lower bound of the full one (merging outcomes never raises a
+    KL divergence), and with k = vocabulary (an empty tail) it equals the full one at any T.
+
+    Args:
+        student_logits: [batch, tokens, vocab].
+        topk_indices: [batch, tokens, k] the teacher's top-k token ids per position (any int dtype).
+        topk_values: [batch, tokens, k] their log-probabilities at T=1 (float16 in the cache).
+        topk_rest: [batch, tokens] the teacher's probability mass outside the top k, at T=1 (≥ 0).
+        labels: [batch, tokens] token ids; position t's target is token t+1.
+        mask: [batch, tokens], 1 for real tokens; positions without a real target do not count.
+        lam: weight λ ∈ [0, 1] of the soft term.
+        temperature: T > 0.
+        tail_entropy: [batch, tokens] the entropy (nats) of the teacher's tail, normalised; None takes
+            the tail as one token.
+
+    Returns:
+        LossParts(total, hard, soft), scalars averaged over the positions with a target; ``hard`` is
+        the exact next-token cross-entropy over the full vocabulary. Computed in float32.
+    """
+    targets, valid = next_token_targets(labels, mask)
+    if not bool(valid.any()):
+        return _no_target(student_logits)
+    student = student_logits[:, :-1][valid].float()  # [targets, vocab]
+    index = topk_indices[:, :-1][valid].long()  # [targets, k]
+    teacher_top = topk_values[:, :-1][valid].detach().float()
+    teacher_rest = topk_rest[:, :-1][valid].detach().float()  # [targets]
+    hard = F.cross_entropy(student, targets[valid])
+
+    scaled = student / temperature
+    student_top = scaled.gather(-1, index)
+    # exact tail: logsumexp of the logits outside the top k (computing 1 - Σ p_topk would cancel badly)
+    student_tail = scaled.scatter(-1, index, _LOG_ZERO).logsumexp(dim=-1, keepdim=True)
+    student_log_p = F.log_softmax(torch.cat([student_top, student_tail], dim=-1), dim=-1)
+
+    log_rest = torch.where(teacher_rest > 0, teacher_rest.clamp_min(1e-45).log(), _LOG_ZERO)
+    teacher_tail = log_rest / temperature
+    if tail_entropy is not None:
+        teacher_tail = teacher_tail + (1.0 - 1.0 / temperature) * tail_entropy[:, :-1][valid].detach().float()
+    teacher_buckets = torch.cat([teacher_top / temperature, teacher_tail[:, None]], dim=-1)
+    teacher_log_p = F.log_softmax(teacher_buckets, dim=-1)
+    kl = F.kl_div(student_log_p, teacher_log_p, reduction="batchmean", log_target=True)
+    soft = temperature**2 * kl
+    return LossParts(total=(1.0 - lam) * hard + lam * soft, hard=hard, soft=soft)

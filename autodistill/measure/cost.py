@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from autodistill.config.schema import LatencySpec
-from autodistill.measure.latency import measure_latency
+from autodistill.measure.latency import Latency, measure_latency
 from autodistill.measure.size import model_size
 
 
-def measure_cost(model: Any, spec: LatencySpec) -> tuple[dict[str, float], dict[str, float]]:
-    """Size and latency (torch eager or onnxruntime, as ``spec`` says); returns (metrics, seconds per phase)."""
+def measure_cost(
+    model: Any, spec: LatencySpec, latency: Callable[[Any, LatencySpec], Latency] = measure_latency
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Size and latency (``latency``: the task's way to time a model; by default a batch-1 forward
+    pass in torch eager or onnxruntime, as ``spec`` says); returns (metrics, seconds per phase)."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     size = model_size(model)
     timings["size"] = time.perf_counter() - start
     start = time.perf_counter()
-    timed = measure_latency(model, spec)
+    timed = latency(model, spec)
     timings["latency"] = time.perf_counter() - start
     metrics = {
         "latency_ms": timed.p50_ms,
@@ -29,4 +33,6 @@ def measure_cost(model: Any, spec: LatencySpec) -> tuple[dict[str, float], dict[
         "params_no_embeddings": float(size.params_no_embeddings),
         "size_mb": size.size_bytes / 1e6,
     }
+    if timed.prefill_ms is not None:
+        metrics["prefill_ms"] = timed.prefill_ms
     return metrics, timings

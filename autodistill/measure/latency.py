@@ -34,9 +34,10 @@ class Latency:
     peak_memory_mb: float  # parameters plus the peak of activations allocated during one torch forward pass
     backend: str  # "torch" or "onnxruntime": what ran the timed passes
     rounds: int  # the timed passes were split into this many rounds
+    prefill_ms: float | None = None  # causal LMs: the prompt's forward pass (p50 and p95 are per new token)
 
 
-def _dummy_input(model: Any, sequence_length: int) -> dict[str, torch.Tensor]:
+def dummy_input(model: Any, sequence_length: int) -> dict[str, torch.Tensor]:
     vocab = model.config.vocab_size
     ids = torch.randint(
         low=min(1000, vocab - 1),
@@ -48,7 +49,7 @@ def _dummy_input(model: Any, sequence_length: int) -> dict[str, torch.Tensor]:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """A collection landing inside a timed pass adds its milliseconds to that pass alone.
 
     Not collected first: a full collection of a process holding torch and transformers takes ~0.2 s,
@@ -63,13 +64,13 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _round_sizes(repeats: int, rounds: int) -> list[int]:
+def round_sizes(repeats: int, rounds: int) -> list[int]:
     """``repeats`` split as evenly as possible into ``rounds`` (at most ``repeats``) non-empty rounds."""
     rounds = min(rounds, repeats)
     return [repeats // rounds + (i < repeats % rounds) for i in range(rounds)]
 
 
-def _p95(times: list[float]) -> float:
+def p95(times: list[float]) -> float:
     return statistics.quantiles(times, n=20, method="inclusive")[18] if len(times) > 1 else times[0]
 
 
@@ -83,15 +84,15 @@ def _timed(run: Callable[[], object], warmup: int, repeats: int, rounds: int) ->
     for _ in range(warmup):
         run()
     medians, tails = [], []
-    with _gc_paused():
-        for size in _round_sizes(repeats, rounds):
+    with gc_paused():
+        for size in round_sizes(repeats, rounds):
             times = []
             for _ in range(size):
                 start = time.perf_counter_ns()
                 run()
                 times.append((time.perf_counter_ns() - start) / 1e6)
             medians.append(statistics.median(times))
-            tails.append(_p95(times))
+            tails.append(p95(times))
     return statistics.median(medians), statistics.median(tails)
 
 
@@ -114,7 +115,7 @@ def latency(
     either way (parameters plus peak activations of one eager forward pass): a property of the model.
     """
     model.eval().to("cpu")
-    inputs = _dummy_input(model, sequence_length)
+    inputs = dummy_input(model, sequence_length)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -131,7 +132,7 @@ def latency(
         repeats=repeats,
         peak_memory_mb=peak,
         backend=backend,
-        rounds=len(_round_sizes(repeats, rounds)),
+        rounds=len(round_sizes(repeats, rounds)),
     )
 
 

@@ -25,7 +25,7 @@ def console_table(
 ) -> str:
     """The front as a fixed-width table, with the teacher as a reference row when given; ``metric`` is
     the study's quality objective (``pareto.quality_metric``)."""
-    columns = {**SETTINGS_SHOWN, metric: metric, **COSTS_SHOWN}
+    columns = {**SETTINGS_SHOWN, metric: metric, f"test_{metric}": f"test {metric}", **COSTS_SHOWN}
     table = front[list(columns)].copy()
     if reference:
         teacher = {c: reference.get(c) for c in columns} | {
@@ -41,6 +41,7 @@ def console_table(
         "λ": "{:.2f}",
         "T": "{:.2f}",
         metric: "{:.4f}",
+        f"test {metric}": "{:.4f}",
         "p50 ms": "{:.2f}",
         "size MB": "{:.1f}",
         "params M": "{:.2f}",

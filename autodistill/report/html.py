@@ -12,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from autodistill.report.pareto import importances, quality_metric, trials_frame
+from autodistill.report.pareto import Importances, importances, quality_metric, trials_frame
+from autodistill.store.studies import samples
 from autodistill.util.files import atomic_text_save
 
 
@@ -46,12 +47,22 @@ COST_AXES = {
 
 
 def _hover(frame: pd.DataFrame, metric: str) -> tuple[list[list[Any]], str]:
-    lines = [f"{name}: %{{customdata[{i}]}}" for i, name in enumerate(HOVER_FIELDS)]
-    shown = frame[HOVER_FIELDS].astype(object).where(frame[HOVER_FIELDS].notna(), "")
+    # the test score and a sample of what the student produces (front students only)
+    fields = [*HOVER_FIELDS, f"test_{metric}", "sample"]
+    lines = [f"{name}: %{{customdata[{i}]}}" for i, name in enumerate(fields)]
+    shown = frame[fields].astype(object).where(frame[fields].notna(), "")
     shown = shown.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
     return shown.values.tolist(), (
         "<br>".join(lines) + f"<br>{metric} %{{y:.4f}}<br>%{{xaxis.title.text}}: %{{x:.3g}}<extra></extra>"
     )
+
+
+def _wrapped(text: str, width: int = 60, limit: int = 300) -> str:
+    """Text for a hover box: HTML-escaped, cut at ``limit`` characters, broken into lines."""
+    import textwrap
+
+    text = text if len(text) <= limit else text[:limit] + "…"
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width))
 
 
 def tradeoff_figure(trials: pd.DataFrame, reference: dict[str, Any], x: str, metric: str) -> Any:
@@ -98,18 +109,54 @@ def tradeoff_figure(trials: pd.DataFrame, reference: dict[str, Any], x: str, met
     return fig
 
 
-def importance_figure(scores: dict[str, dict[str, float]]) -> Any:
+def importance_figure(scores: Importances) -> Any:
+    """One bar chart per objective; the chart says what it ranked over, or why it shows nothing."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=max(1, len(scores)), subplot_titles=list(scores) or ["(no objectives)"])
+    if scores.hidden:  # too few trials: bars would rank noise
+        fig = go.Figure()
+        fig.add_annotation(text=scores.hidden, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False)
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        fig.update_layout(height=160, margin={"t": 20, "b": 20})
+        return fig
+    titles = [f"{o} (shape only)" if o in scores.cost_objectives else o for o in scores]
+    fig = make_subplots(rows=1, cols=max(1, len(scores)), subplot_titles=titles or ["(no objectives)"])
     for col, values in enumerate(scores.values(), start=1):
         names = list(values)[::-1]
         fig.add_trace(
             go.Bar(x=[values[n] for n in names], y=names, orientation="h", showlegend=False), 1, col
         )
-    fig.update_layout(height=320, margin={"t": 40})
+        if not values:
+            axis = "" if col == 1 else str(col)
+            fig.add_annotation(
+                text="nothing to rank",
+                xref=f"x{axis} domain",
+                yref=f"y{axis} domain",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+            )
+    fig.update_layout(
+        height=340, margin={"t": 80}, title={"text": _importance_caption(scores), "font": {"size": 13}}
+    )
     return fig
+
+
+def _importance_caption(scores: Importances) -> str:
+    """What the bars rank over: the quality metric over every setting, costs over the shape alone."""
+    if not scores.cost_objectives:
+        return f"which settings mattered ({scores.complete} complete trials)"
+    over = (
+        f"so are ranked over {', '.join(scores.shape_params)}"
+        if scores.shape_params
+        else "which this study did not search"
+    )
+    return (
+        f"which settings mattered ({scores.complete} complete trials); "
+        f"{', '.join(scores.cost_objectives)} depend only on the shape, {over}"
+    )
 
 
 def history_figure(trials: pd.DataFrame, objectives: list[str]) -> Any:
@@ -139,7 +186,7 @@ def history_figure(trials: pd.DataFrame, objectives: list[str]) -> Any:
 
 
 def trials_table(trials: pd.DataFrame) -> str:
-    shown = trials.drop(columns=["mlflow_run_id", "steps"], errors="ignore").astype(object)
+    shown = trials.drop(columns=["mlflow_run_id", "steps", "sample"], errors="ignore").astype(object)
     shown = shown.where(shown.notna(), None).replace({None: ""})
     rows = shown.to_html(
         table_id="trials", index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0
@@ -154,8 +201,12 @@ def render(study: Any, reference: dict[str, Any]) -> str:
     steps = (study.user_attrs.get("space") or {}).get("train", {}).get("steps")
     objectives = list(study.user_attrs.get("objectives") or [])
     if trials.empty:
-        trials = pd.DataFrame(columns=["trial", "state", "on_front", *HOVER_FIELDS, metric, *COST_AXES])
+        trials = pd.DataFrame(
+            columns=["trial", "state", "on_front", *HOVER_FIELDS, metric, f"test_{metric}", *COST_AXES]
+        )
     trials["steps"] = steps
+    shown = samples(study)  # e.g. a causal LM's generated text: wrapped for the hover box
+    trials["sample"] = trials["trial"].map(lambda n: _wrapped(" ".join(shown.get(n, {}).values())))
     trials["on_front"] = trials["on_front"].astype(bool)
     figures = [tradeoff_figure(trials, reference, x, metric) for x in COST_AXES]
     scores = importances(study)
@@ -173,9 +224,11 @@ def render(study: Any, reference: dict[str, Any]) -> str:
         for i, (fig, div_id) in enumerate(zip(figs, ids, strict=True))
     ]
     n_complete = int((trials["state"] == "COMPLETE").sum())
+    # Validation figures chose the front; the test figures (front students only) were used for nothing.
     summary = (
         f"{len(trials)} trials ({n_complete} complete), {int(trials['on_front'].sum())} on the front; "
-        f"objectives: {', '.join(objectives)}; teacher {metric} {reference.get(metric, float('nan')):.4f}, "
+        f"objectives: {', '.join(objectives)}; teacher {metric} {reference.get(metric, float('nan')):.4f} "
+        f"(test {reference.get(f'test_{metric}', float('nan')):.4f}), "
         f"latency {reference.get('latency_ms', float('nan')):.2f} ms, size {reference.get('size_mb', float('nan')):.1f} MB."
     )
     table = trials_table(trials)

@@ -6,9 +6,13 @@ Renderers (console table, CSV, later HTML) draw what this module returns and com
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from autodistill.store.studies import test_scores
 
 SETTING_COLUMNS = [
     "depth",
@@ -39,13 +43,17 @@ def quality_metric(study: Any) -> tuple[str, str]:
 
 
 def metric_columns(study: Any) -> list[str]:
-    return [quality_metric(study)[0], *COST_COLUMNS]
+    """The quality metric on validation examples, the same on the test examples (front students
+    only), then the costs."""
+    metric = quality_metric(study)[0]
+    return [metric, f"test_{metric}", *COST_COLUMNS]
 
 
-def trial_row(trial: Any, metrics_shown: list[str]) -> dict[str, Any]:
-    """One trial's settings, metrics and bookkeeping, from what the objective stored on it."""
+def trial_row(trial: Any, metrics_shown: list[str], tested: dict[int, dict[str, float]]) -> dict[str, Any]:
+    """One trial's settings, metrics and bookkeeping, from what the objective stored on it, with its
+    test score when it has one (``tested``: by trial number)."""
     settings = trial.user_attrs.get("settings", {})
-    metrics = trial.user_attrs.get("metrics", {})
+    metrics = {**trial.user_attrs.get("metrics", {}), **tested.get(trial.number, {})}
     return {
         "trial": trial.number,
         "state": trial.state.name,
@@ -61,7 +69,8 @@ def front_frame(study: Any) -> pd.DataFrame:
     """The non-dominated trials (feasible ones, when the study has constraints), best quality first."""
     metric, direction = quality_metric(study)
     shown = metric_columns(study)
-    rows = [trial_row(t, shown) for t in study.best_trials]
+    tested = test_scores(study)
+    rows = [trial_row(t, shown, tested) for t in study.best_trials]
     frame = pd.DataFrame(rows, columns=["trial", "state", *SETTING_COLUMNS, *shown, "mlflow_run_id"])
     return frame.sort_values(
         [metric, "latency_ms"], ascending=[direction == "minimize", True], ignore_index=True
@@ -72,38 +81,93 @@ def trials_frame(study: Any) -> pd.DataFrame:
     """Every trial of the study, with a column saying which are on the front."""
     front = {t.number for t in study.best_trials}
     shown = metric_columns(study)
-    frame = pd.DataFrame([trial_row(t, shown) for t in study.get_trials(deepcopy=False)])
+    tested = test_scores(study)
+    frame = pd.DataFrame([trial_row(t, shown, tested) for t in study.get_trials(deepcopy=False)])
     if not frame.empty:
         frame["on_front"] = frame["trial"].isin(front)
     return frame
 
 
-def importances(study: Any) -> dict[str, dict[str, float]]:
-    """Per objective, how much each searched parameter mattered (Optuna's default importance evaluator).
+# Below this many complete trials the evaluator's forest mostly ranks noise: the chart says so instead
+# of drawing bars that look like findings.
+MIN_TRIALS_FOR_IMPORTANCE = 10
+# All a student's graph depends on: size and latency follow from these alone, whatever the training.
+SHAPE_PARAMS = ("depth", "width", "init")
 
-    Empty for an objective when there are too few completed trials or nothing varied.
+
+@dataclass(frozen=True)
+class Importances(Mapping[str, dict[str, float]]):
+    """Per objective, how much each searched parameter mattered: a mapping objective → {param: score}.
+
+    Cost objectives (every objective but the quality metric) are ranked over ``shape_params`` only;
+    ``hidden`` says why nothing is ranked (too few complete trials), and then the mapping is empty.
+    """
+
+    scores: dict[str, dict[str, float]]
+    complete: int  # complete trials in the study
+    cost_objectives: tuple[str, ...] = ()
+    shape_params: tuple[str, ...] = ()
+    hidden: str | None = None
+
+    def __getitem__(self, objective: str) -> dict[str, float]:
+        return self.scores[objective]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.scores)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def importances(study: Any) -> Importances:
+    """Per objective, how much each searched parameter mattered (Optuna's fANOVA evaluator, seeded so a
+    study always draws the same chart): the quality metric over every parameter, each cost objective
+    over the shape parameters the study searched (nothing else can move a size or a latency).
+
+    Hidden below ``MIN_TRIALS_FOR_IMPORTANCE`` complete trials; empty for an objective when nothing
+    it may depend on varied.
     """
     import optuna
-    from optuna.study import StudyDirection
 
     objectives = study.user_attrs.get("objectives") or [
         f"objective {i}" for i in range(len(study.directions))
     ]
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    result: dict[str, dict[str, float]] = {}
-    for i, (name, direction) in enumerate(zip(objectives, study.directions, strict=True)):
-        # The evaluator scores parameters for reaching *low* values: flip objectives we maximise.
-        sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
-        try:
-            if len(complete) < 2:
-                raise ValueError("fewer than two completed trials")
-            with warnings.catch_warnings():  # it warns that it ranks for low values: we flipped the sign
-                warnings.simplefilter("ignore", UserWarning)
-                scores = optuna.importance.get_param_importances(study, target=_objective_target(i, sign))
-        except (ValueError, RuntimeError):
-            scores = {}
-        result[name] = dict(scores)
-    return result
+    costs = tuple(o for o in objectives if o != quality_metric(study)[0])
+    # A conditional shape parameter (width, absent for teacher-layers students) would drop the trials
+    # without it: only those every complete trial has are ranked, as Optuna does by default.
+    shape = tuple(p for p in SHAPE_PARAMS if complete and all(p in t.params for t in complete))
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
+        hidden = (
+            f"importances need ≥ {MIN_TRIALS_FOR_IMPORTANCE} complete trials; this study has {len(complete)}"
+        )
+        return Importances({}, len(complete), costs, shape, hidden)
+    scores = {
+        name: _ranked(study, i, direction, list(shape) if name in costs else None)
+        for i, (name, direction) in enumerate(zip(objectives, study.directions, strict=True))
+    }
+    return Importances(scores, len(complete), costs, shape)
+
+
+def _ranked(study: Any, index: int, direction: Any, params: list[str] | None) -> dict[str, float]:
+    """One objective's importances over ``params`` (None: every parameter); {} when nothing varied."""
+    import optuna
+    from optuna.study import StudyDirection
+
+    if params == []:
+        return {}
+    # The evaluator scores parameters for reaching *low* values: flip objectives we maximise.
+    sign = -1.0 if direction == StudyDirection.MAXIMIZE else 1.0
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    try:
+        with warnings.catch_warnings():  # it warns that it ranks for low values: we flipped the sign
+            warnings.simplefilter("ignore", UserWarning)
+            scores = optuna.importance.get_param_importances(
+                study, evaluator=evaluator, params=params, target=_objective_target(index, sign)
+            )
+    except (ValueError, RuntimeError):
+        return {}
+    return dict(scores)
 
 
 def _objective_target(index: int, sign: float) -> Any:

@@ -8,22 +8,34 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from autodistill.search.preparation import Job
+from autodistill.search.test_scores import FrontTestScores
 from autodistill.store.tracking import FRONT_TAG, Tracker
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
-def keep_front_students(study: Any) -> None:
-    """Delete saved students that are off the front (a dominated trial never returns to it) or whose
-    trial failed after saving."""
-    import shutil
+def front_snapshot(study: Any) -> tuple[list[Any], list[Any]]:
+    """(complete and failed trials, then the front), read in this order and once for every use.
 
+    With several workers, trials finish between two reads. Every trial of the first list had
+    finished before the front was read, so one that is not on that front is dominated for good (a
+    dominated trial never returns to the front): its student may be deleted and its tag set off.
+    """
     from optuna.trial import TrialState
 
-    front = {t.number for t in study.best_trials}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL)):
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+    return finished, study.best_trials
+
+
+def keep_front_students(finished: list[Any], front: list[Any]) -> None:
+    """Delete saved students that are off the front or whose trial failed after saving."""
+    import shutil
+
+    on_front = {t.number for t in front}
+    for trial in finished:
         path = trial.user_attrs.get("student_dir")
-        if path and trial.number not in front and Path(path).exists():
+        if path and trial.number not in on_front and Path(path).exists():
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -34,16 +46,29 @@ class FrontTags:
         self.tracker = tracker
         self.known: dict[str, bool] = {}
 
-    def __call__(self, study: Any, _trial: Any = None) -> None:
-        from optuna.trial import TrialState
-
-        front = {t.number for t in study.best_trials}
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    def __call__(self, finished: list[Any], front: list[Any]) -> None:
+        numbers = {t.number for t in front}
+        for trial in finished:
             run_id = trial.user_attrs.get("mlflow_run_id")
-            on_front = trial.number in front
-            if run_id and self.known.get(run_id) != on_front:
+            on_front = trial.number in numbers
+            if run_id and trial.state.name == "COMPLETE" and self.known.get(run_id) != on_front:
                 self.tracker.set_tag(run_id, FRONT_TAG, "true" if on_front else "false")
                 self.known[run_id] = on_front
+
+
+class FrontUpkeep:
+    """After each trial, from one snapshot of the study: delete students off the front, keep the
+    MLflow ``on_front`` tags in step, and score students that joined the front on the test examples."""
+
+    def __init__(self, job: Job, tracker: Tracker):
+        self.tags = FrontTags(tracker)
+        self.test_scores = FrontTestScores(job, tracker)
+
+    def __call__(self, study: Any, _trial: Any = None) -> None:
+        finished, front = front_snapshot(study)
+        keep_front_students(finished, front)
+        self.tags(finished, front)
+        self.test_scores(study, front)
 
 
 def progress_line(trial: Any, done: int, total: int, metric: str) -> str:

@@ -10,11 +10,10 @@ from typing import Any
 
 from autodistill.config.spacefile import LoadedSpace
 from autodistill.search.callbacks import (
-    FrontTags,
+    FrontUpkeep,
     StopAtTotal,
     close_dead_runs,
     finished_trials,
-    keep_front_students,
     progress_line,
 )
 from autodistill.search.objective import make_objective
@@ -48,17 +47,17 @@ def run_search(
     from autodistill.report import front_frame, write_report
 
     space = loaded.config
-    study = open_study(loc, space, seed)
+    study = open_study(loc, space, seed, inputs.fingerprint)
     tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
     parent = tracker.start_study({"teacher": str(space.teacher), "dataset": str(space.dataset.path)})
     _record_study(study, loaded, loc, parent)
-    front_tags = FrontTags(tracker)
     try:
         job = prepare_job(space, inputs, loc.cache_dir, log)
         study.set_user_attr("teacher_reference", job.reference)
         _log_study_inputs(tracker, parent, loaded, loc, job, seed)
-        _optimize(study, job, tracker, loc, trials, timeout, log, [front_tags])
-        front_tags(study)
+        upkeep = FrontUpkeep(job, tracker)
+        _optimize(study, job, tracker, loc, trials, timeout, log, upkeep)
+        upkeep(study)  # also scores the front of a study resumed with nothing left to run
         front = front_frame(study)
         csv_path, html_path = write_report(study, job.reference, loc.out)
         tracker.log_artifact(parent, csv_path)
@@ -95,7 +94,7 @@ def _optimize(
     trials: int,
     timeout: float | None,
     log: Callable[[str], None],
-    callbacks: list[Any],
+    upkeep: FrontUpkeep,
 ) -> None:
     from optuna.storages import fail_stale_trials
 
@@ -112,7 +111,7 @@ def _optimize(
 
     def report_trial(study: Any, trial: Any) -> None:
         log(progress_line(trial, finished_trials(study), trials, job.task.metric))
-        keep_front_students(study)
+        upkeep(study)
         close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
 
     study.optimize(
@@ -120,7 +119,7 @@ def _optimize(
         n_trials=remaining,
         timeout=timeout,
         catch=(Exception,),
-        callbacks=[report_trial, *callbacks, StopAtTotal(trials)],
+        callbacks=[report_trial, StopAtTotal(trials)],
     )
     fail_stale_trials(study)  # a dead trial whose grace period ended while this run worked
     close_dead_runs(study, tracker)
@@ -130,7 +129,7 @@ def _record_study(study: Any, loaded: LoadedSpace, loc: Locations, parent_run_id
     """What later commands (report, export, train) need to find this study's pieces again."""
     from autodistill.tasks import get_task
 
-    task = get_task(loaded.config.task)
+    task = get_task(loaded.config)
     study.set_user_attr("task", task.name)
     study.set_user_attr("quality_metric", {"name": task.metric, "direction": task.direction})
     study.set_user_attr("mlflow_parent_run_id", parent_run_id)

@@ -11,6 +11,7 @@ from autodistill.distill.student import (
     StudentBuildError,
     arch_fields,
     check_teacher_init,
+    kv_heads_for,
     teacher_arch,
 )
 from autodistill.tasks import TaskInputs, get_task
@@ -19,7 +20,7 @@ from autodistill.tasks import TaskInputs, get_task
 def inspect_inputs(space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
     """Read the teacher's config and the dataset (through the space's task), and check they fit each
     other and the space."""
-    inputs, problems = get_task(space.task).inspect(space)
+    inputs, problems = get_task(space).inspect(space)
     if inputs is None:
         return None, problems
     try:
@@ -60,8 +61,9 @@ def _teacher_init_fits(space: SpaceConfig, teacher: StudentArch) -> list[str]:
         )
     if "weight-select" in inits:
         width = int(upper_bound(student.width))
+        heads = student.heads_for(width)
         largest = StudentArch(
-            min(max_depth, teacher.depth), width, student.heads_for(width), student.ffn_for(width)
+            min(max_depth, teacher.depth), width, heads, student.ffn_for(width), kv_heads_for(teacher, heads)
         )
         try:
             check_teacher_init(teacher, largest, "weight-select")

@@ -1,6 +1,8 @@
 """The function Optuna calls per trial, a thin objective in Optuna's own loop (ask → run → tell): it
 samples settings, runs one trial through ``trial.run_trial`` and stores the same numbers on the Optuna
 trial and its MLflow run. A trial that raises is recorded as failed with its reason; the study goes on.
+A shape's latency is timed once per study (``shape_cost``): a later trial of the same shape reuses it and
+says so, as the trial attribute ``latency_reused_from`` and its run's tag of the same name.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import Any
 
 from autodistill.search.early_stopping import EarlyStopping
 from autodistill.search.preparation import Job
-from autodistill.search.sampling import sample
+from autodistill.search.sampling import TrialSettings, sample
+from autodistill.search.shape_cost import StudyLatencyMemo, shape_key
 from autodistill.search.trial import run_trial
 from autodistill.store.tracking import Tracker
 
@@ -39,6 +42,14 @@ def make_objective(job: Job, tracker: Tracker, students_dir: Path) -> Callable[[
     latency_setup = {"backend": lat.backend, "threads": lat.threads, "sequence_length": lat.sequence_length}
     latency_setup_text = f"{lat.backend}, {lat.threads} thread(s), batch 1 × {lat.sequence_length} tokens"
 
+    def latency_memo(trial: Any, run_id: str, settings: TrialSettings) -> StudyLatencyMemo:
+        def reused_from(number: int) -> None:
+            trial.set_user_attr("latency_reused_from", number)
+            tracker.set_tag(run_id, "autodistill.latency_reused_from", str(number))
+
+        key = shape_key(settings.arch, lat, job.teacher_config)
+        return StudyLatencyMemo(trial, key, settings.arch, reused_from)
+
     def objective(trial: Any) -> tuple[float, ...]:
         settings = sample(trial, space, job.teacher_arch)
         trial.set_user_attr("settings", settings.as_params())
@@ -64,7 +75,8 @@ def make_objective(job: Job, tracker: Tracker, students_dir: Path) -> Callable[[
                         tracker.log_metrics(run_id, cost)
                         raise optuna.TrialPruned(reason)
 
-                outcome = run_trial(settings, job, on_step, on_checkpoint, early.steps)
+                memo = latency_memo(trial, run_id, settings)
+                outcome = run_trial(settings, job, on_step, on_checkpoint, early.steps, memo)
             start = time.perf_counter()
             student_dir = students_dir / f"trial-{trial.number}"
             outcome.student.save_pretrained(student_dir, safe_serialization=True)

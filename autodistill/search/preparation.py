@@ -30,6 +30,7 @@ class Job:
     reference: dict[str, float]  # the teacher's own quality, latency and size
     device: str
     teacher: Any  # the model itself: teacher-based inits copy its weights
+    tokenizer: Any  # the teacher's, which the students share
     teacher_states: TeacherStates | None = None  # when the space can weigh the hidden-state loss
 
     @property
@@ -56,13 +57,13 @@ def measure_model(
     start = time.perf_counter()
     quality = task.evaluate(model, validation, space.train.eval_batch_size, device)
     eval_seconds = time.perf_counter() - start
-    metrics, timings = measure_cost(model, space.latency)
+    metrics, timings = measure_cost(model, space.latency, task.measure_latency)
     return {task.metric: quality, **metrics}, {"eval": eval_seconds, **timings}
 
 
 def prepare_job(space: SpaceConfig, inputs: TaskInputs, cache_dir: Path, log: Callable[[str], None]) -> Job:
     """Load the teacher, tokenise once, compute (or reuse) its targets and reference metrics."""
-    task = get_task(space.task)
+    task = get_task(space)
     device = default_device()
     teacher, tokenizer = task.load_teacher(space)
     data = task.prepare(space, inputs, teacher, tokenizer, cache_dir, device, log)
@@ -74,12 +75,13 @@ def prepare_job(space: SpaceConfig, inputs: TaskInputs, cache_dir: Path, log: Ca
         )
 
     def reference() -> dict[str, float]:
-        log("teacher: measuring its accuracy, size and latency (once, cached)")
+        log(f"teacher: measuring its {task.metric} (validation and test), size and latency (once, cached)")
         metrics, _ = measure_model(task, teacher, data.validation, space, device)
         arch = teacher_arch(teacher.config)
-        return {**metrics, "depth": arch.depth, "width": arch.width}
+        test = task.evaluate(teacher, data.test, space.train.eval_batch_size, device)
+        return {**metrics, f"test_{task.metric}": test, "depth": arch.depth, "width": arch.width}
 
-    ref_key = [data.key, space.latency.model_dump(), len(data.validation)]
+    ref_key = [data.key, space.latency.model_dump(), len(data.validation), len(data.test)]
     return Job(
         space=space,
         task=task,
@@ -88,5 +90,6 @@ def prepare_job(space: SpaceConfig, inputs: TaskInputs, cache_dir: Path, log: Ca
         reference=cached("teacher-reference", cache_dir, ref_key, reference, fmt="json"),
         device=device,
         teacher=teacher,
+        tokenizer=tokenizer,
         teacher_states=states,
     )

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from autodistill.config.schema import Dist, SpaceConfig
-from autodistill.distill.student import StudentArch
+from autodistill.distill.student import StudentArch, kv_heads_for
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,10 @@ class TrialSettings:
 
     def as_params(self) -> dict[str, Any]:
         """Flat parameters for tables and MLflow (λ is spelled ``lambda``)."""
+        # kv_heads only where the family has them (grouped-query attention), so encoder studies keep
+        # the parameters, cache keys and tables they had
         return {
-            **asdict(self.arch),
+            **{k: v for k, v in asdict(self.arch).items() if v is not None},
             "init": self.init,
             "lambda": self.lam,
             "temperature": self.temperature,
@@ -36,7 +38,11 @@ class TrialSettings:
         """The inverse of ``as_params`` (trials stored before init/hidden_weight existed read as random, 0)."""
         return cls(
             arch=StudentArch(
-                depth=params["depth"], width=params["width"], heads=params["heads"], ffn=params["ffn"]
+                depth=params["depth"],
+                width=params["width"],
+                heads=params["heads"],
+                ffn=params["ffn"],
+                kv_heads=params.get("kv_heads"),
             ),
             lam=params["lambda"],
             temperature=params["temperature"],
@@ -67,12 +73,12 @@ def sample(trial: Any, space: SpaceConfig, teacher: StudentArch) -> TrialSetting
     init = str(_suggest(trial, "init", student.init))
     depth = int(_suggest(trial, "depth", student.depth))
     if init == "teacher-layers":
-        arch = StudentArch(depth=depth, width=teacher.width, heads=teacher.heads, ffn=teacher.ffn)
+        arch = StudentArch(depth, teacher.width, teacher.heads, teacher.ffn, teacher.kv_heads)
     else:
         width = int(_suggest(trial, "width", student.width))
-        arch = StudentArch(
-            depth=depth, width=width, heads=student.heads_for(width), ffn=student.ffn_for(width)
-        )
+        heads = student.heads_for(width)
+        # grouped-query attention: the teacher's query heads per key/value head, where it divides
+        arch = StudentArch(depth, width, heads, student.ffn_for(width), kv_heads_for(teacher, heads))
     return TrialSettings(
         arch=arch,
         lam=float(_suggest(trial, "lambda", distill.lam)),

@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 from autodistill.config.schema import METRIC_DIRECTIONS, SpaceConfig
+from autodistill.store.caches import teacher_fingerprint
 from autodistill.store.locations import Locations
 from autodistill.store.tracking import retry
 from autodistill.util.hashing import short_hash
@@ -33,8 +34,9 @@ def make_sampler(name: str, seed: int) -> Any:
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
 
 
-def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
-    """Create the study, or load it when it exists (resume); its objectives must not have changed."""
+def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: str) -> Any:
+    """Create the study, or load it when it exists (resume); its objectives, constraints, recipe, teacher
+    (by content) and examples (``data_fingerprint``: their texts and labels) must not have changed."""
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -70,6 +72,16 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
             f"--study {loc.study_name}: it was created with objectives {stored}, not {objectives}; "
             "use another --study name or --out directory"
         )
+    # Each trial's feasibility was judged, when it finished, by the constraints of that time: trials judged
+    # by others would share one front, infeasible ones on it.
+    constraints = space.search.model_dump(mode="json")["constraints"]
+    stored_constraints = study.user_attrs.get("constraints")
+    if stored_constraints is not None and stored_constraints != constraints:
+        raise SearchError(
+            f"--study {loc.study_name}: it was run with search.constraints {stored_constraints or 'none'}, "
+            f"not {constraints or 'none'}; its trials were judged feasible by those: keep them, or use another "
+            "--study name or --out directory"
+        )
     # Trials on one front must be comparable: same teacher, data, student space, recipe, measurement.
     recipe = comparable_fingerprint(space)
     stored_recipe = study.user_attrs.get("recipe_fingerprint")
@@ -78,8 +90,28 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
             f"--study {loc.study_name}: it was run with another teacher, dataset, student space, training or "
             "latency settings; their trials would not be comparable: use another --study name or --out directory"
         )
+    # The same paths may hold a retrained teacher or edited data: compared by content (after the recipe,
+    # whose settings also choose which examples there are).
+    teacher = teacher_fingerprint(str(space.teacher))
+    stored_teacher = study.user_attrs.get("teacher_fingerprint")
+    if stored_teacher is not None and stored_teacher != teacher:
+        raise SearchError(
+            f"--teacher {space.teacher}: its files changed since study '{loc.study_name}' was run (retrained or "
+            "replaced); its trials would not be comparable: restore that teacher, or use another --study name "
+            "or --out directory"
+        )
+    stored_data = study.user_attrs.get("data_fingerprint")
+    if stored_data is not None and stored_data != data_fingerprint:
+        raise SearchError(
+            f"--dataset {space.dataset.path}: its examples or labels changed since study '{loc.study_name}' was "
+            "run; its trials would not be comparable: restore that data, or use another --study name or --out "
+            "directory"
+        )
     study.set_user_attr("objectives", objectives)
+    study.set_user_attr("constraints", constraints)
     study.set_user_attr("recipe_fingerprint", recipe)
+    study.set_user_attr("teacher_fingerprint", teacher)
+    study.set_user_attr("data_fingerprint", data_fingerprint)
     # A resumed study reseeds its sampler by its length, so it does not replay its first proposals.
     # Workers on a shared database also salt it by process, so workers that start together explore
     # different points; a sequential run on the default local storage repeats exactly.
@@ -90,7 +122,11 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int) -> Any:
 
 
 def comparable_fingerprint(space: SpaceConfig) -> str:
-    """What makes two trials comparable: everything but the sampler/stopping choices and the seed."""
+    """What makes two trials comparable: everything but the sampler/stopping choices and the seed.
+
+    Constraints are left out here but kept all the same: ``open_study`` compares them on their own, to
+    name them when they differ (and so that studies fingerprinted before keep resuming).
+    """
     parts = space.model_dump(
         mode="json", exclude={"search": {"sampler", "heartbeat_seconds", "constraints", "early_stopping"}}
     )

@@ -3,7 +3,9 @@ accuracy. No Optuna, no MLflow here.
 
 Size and latency depend on the shape, not on the weights, so they are measured before training: an
 early-stopping rule can then compare the accuracy at a checkpoint with cheaper trials' (see
-``early_stopping``).
+``early_stopping``). A shape's latency is timed once per study: the caller may pass what an earlier
+trial of the same shape measured (``shape_cost.LatencyMemo``), and every use, checkpoints included,
+reports those figures.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 from autodistill.config.schema import SpaceConfig
 from autodistill.distill.loop import DistillRecipe, HiddenMatch, StepCallback, distill
 from autodistill.distill.student import build_student, check_teacher_init, init_from_teacher, select_layers
-from autodistill.measure.cost import measure_cost
 from autodistill.search.preparation import Job
 from autodistill.search.sampling import TrialSettings
+from autodistill.search.shape_cost import LatencyMemo, shape_cost
 
 # Called at each checkpoint with (step, quality so far, the cost metrics); raising stops the trial.
 CheckpointCallback = Callable[[int, float, dict[str, float]], None]
@@ -56,12 +58,14 @@ def run_trial(
     on_step: StepCallback | None = None,
     on_checkpoint: CheckpointCallback | None = None,
     checkpoint_steps: Iterable[int] = (),
+    latency_memo: LatencyMemo | None = None,
 ) -> TrialOutcome:
     """Build the student of ``settings`` (random or from the teacher's weights), measure its cost, distil
     it for the job's budget against the cached teacher outputs, and measure its quality (the task's metric).
 
     At each of ``checkpoint_steps`` the quality so far is measured and passed to ``on_checkpoint``,
-    which may raise to stop the trial (early stopping).
+    which may raise to stop the trial (early stopping). ``latency_memo`` supplies (and keeps) the
+    shape's latency figures, so a shape timed before is not timed again.
     """
     space, task = job.space, job.task
     start = time.perf_counter()
@@ -73,7 +77,7 @@ def run_trial(
         check_teacher_init(job.teacher_arch, settings.arch, settings.init)
         init_from_teacher(student, job.teacher.state_dict(), job.teacher_arch, settings.arch, layers)
     build_seconds = time.perf_counter() - start
-    cost, timings = measure_cost(student, space.latency)
+    cost, timings = shape_cost(student, space.latency, latency_memo, task.measure_latency)
     checkpoints = set(checkpoint_steps)
     checkpoint_seconds = 0.0
 

@@ -82,3 +82,37 @@ def tracking_uri(study: Any, flag: str | None, out: str | None) -> str:
             f"--tracking-uri: no MLflow store recorded for this study and none at {default}; pass it"
         )
     return f"sqlite:///{default.resolve()}"
+
+
+# Test scores are recorded on the study, one user attribute per trial: a finished Optuna trial cannot
+# take new attributes, and a front student is scored after its trial has finished.
+TEST_SCORES_PREFIX = "test_metrics:"
+
+
+SAMPLES_PREFIX = "samples:"
+
+
+def record_test_scores(
+    study: Any, number: int, scores: dict[str, float], samples: dict[str, str] | None = None
+) -> None:
+    if samples:  # written first: a trial with a test score has its samples too
+        study.set_user_attr(f"{SAMPLES_PREFIX}{number}", samples)
+    study.set_user_attr(f"{TEST_SCORES_PREFIX}{number}", scores)
+
+
+def samples(study: Any) -> dict[int, dict[str, str]]:
+    """What the front students showed (e.g. generated text), by trial number."""
+    return {
+        int(key.removeprefix(SAMPLES_PREFIX)): value
+        for key, value in study.user_attrs.items()
+        if key.startswith(SAMPLES_PREFIX)
+    }
+
+
+def test_scores(study: Any) -> dict[int, dict[str, float]]:
+    """Every trial's test scores so far, by trial number (front students only are scored)."""
+    return {
+        int(key.removeprefix(TEST_SCORES_PREFIX)): value
+        for key, value in study.user_attrs.items()
+        if key.startswith(TEST_SCORES_PREFIX)
+    }

@@ -236,7 +236,12 @@ def log_teacher_run(tracking_uri: str, card: dict[str, Any], losses: list[float]
     )
     tracker.log_curve(run_id, "train_loss", losses)
     tracker.log_metrics(
-        run_id, {"validation_accuracy": card["validation_accuracy"], "train_seconds": card["train_seconds"]}
+        run_id,
+        {
+            "validation_accuracy": card["validation_accuracy"],
+            "test_accuracy": card["test_accuracy"],
+            "train_seconds": card["train_seconds"],
+        },
     )
     tracker.log_text(run_id, json.dumps(card, indent=2), "teacher_card.json")
     tracker.client.set_terminated(run_id, status="FINISHED")

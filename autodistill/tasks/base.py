@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from autodistill.config.schema import SpaceConfig
+from autodistill.config.schema import LatencySpec, SpaceConfig
 from autodistill.distill.loop import TrainingSet
 from autodistill.distill.loss import LossParts
 from autodistill.distill.teacher_states import TokenBatches
+from autodistill.measure.latency import Latency
 
 
 @dataclass
@@ -34,16 +35,23 @@ class TaskData:
 
     train: TrainingSet  # batches carry the teacher's targets for the task's loss step
     train_tokens: TokenBatches  # the same training examples as tokens, for the teacher's hidden states
-    validation: Any  # what ``Task.evaluate`` scores
+    validation: Any  # what ``Task.evaluate`` scores during the search (stopping, selection)
+    test: Any  # scored once per front student and per full-length result; never stops or selects
     key: list[Any]  # identifies teacher, examples and tokenisation, for the caches built on them
 
 
 class Task(Protocol):
-    """One kind of distillation; ``tasks.get_task(name)`` gives the implementation a space names."""
+    """One kind of distillation; ``tasks.get_task(space)`` gives the implementation a space names."""
 
     name: str  # as written in the space's ``task:``
     metric: str  # the quality objective, e.g. "accuracy"
     direction: Literal["maximize", "minimize"]  # which way the quality objective is better
+    exports_onnx: bool  # whether `export --onnx` can write (and check) an ONNX graph of its students
+
+    @classmethod
+    def for_space(cls, space: SpaceConfig) -> Task:
+        """The task as ``space`` sets it up (e.g. which quality metric it reports)."""
+        ...
 
     def auto_class(self) -> Any:
         """The transformers Auto class that builds, exports and reloads a student."""
@@ -75,8 +83,17 @@ class Task(Protocol):
         """The distillation loss of a student's ``outputs`` on a training ``batch``."""
         ...
 
+    def measure_latency(self, model: Any, spec: LatencySpec) -> Latency:
+        """How long the model takes to answer, as deployed for this task (batch 1, on the CPU)."""
+        ...
+
     def evaluate(self, model: Any, data: Any, batch_size: int, device: str) -> float:
         """The quality metric of ``model`` on ``data`` (e.g. ``TaskData.validation``)."""
+        ...
+
+    def samples(self, model: Any, tokenizer: Any) -> dict[str, str]:
+        """Text artifacts showing what a front student does (file name → text), e.g. a generated sample;
+        empty when the task has none to show."""
         ...
 
     def model_card(

@@ -83,7 +83,11 @@ def replaceable(directory: Path, marker: str) -> bool:
 def temporary_sibling(destination: Path) -> Path:
     """A fresh, uniquely named directory beside ``destination`` to build it in before ``swap_into_place``."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the finished directory is an ordinary one
+    return tmp
 
 
 def swap_into_place(tmp: Path, destination: Path, marker: str, what: str) -> None:

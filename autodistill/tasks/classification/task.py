@@ -14,16 +14,25 @@ from typing import Any, Literal
 
 import torch
 
-from autodistill.config.schema import SpaceConfig
+from autodistill.config.schema import LatencySpec, SpaceConfig
 from autodistill.data.sources import DataError
 from autodistill.distill.loss import LossParts, distillation_loss
+from autodistill.measure.latency import Latency, measure_latency
 from autodistill.store.caches import cached, teacher_fingerprint
 from autodistill.tasks.base import TaskData, TaskInputs
-from autodistill.tasks.classification.card import model_card
+from autodistill.tasks.card import CardText, model_card
 from autodistill.tasks.classification.data import TextData, load_text_data
 from autodistill.tasks.classification.encoding import Encoded, encode
-from autodistill.tasks.classification.evaluation import accuracy, predict_logits
+from autodistill.tasks.classification.evaluation import accuracy, macro_f1, predict_logits
 from autodistill.tasks.classification.teacher import TeacherError, inspect_teacher, load_teacher
+
+CARD = CardText(
+    pipeline_tag="text-classification",
+    loss="A student distilled by autodistill with the Hinton loss\n(1-λ)·CE(labels) + λ·T²·KL(teacher_T ‖ student_T).",
+    usage="from transformers import AutoModelForSequenceClassification, AutoTokenizer\n"
+    'model = AutoModelForSequenceClassification.from_pretrained("PATH")\n'
+    'tokenizer = AutoTokenizer.from_pretrained("PATH")',
+)
 
 
 @dataclass
@@ -47,11 +56,18 @@ class LabelledBatches:
 
 
 class SequenceClassification:
-    """Distil a ``*ForSequenceClassification`` teacher; judged by validation accuracy."""
+    """Distil a ``*ForSequenceClassification`` teacher; judged by accuracy or macro-F1 (``dataset.metric``)."""
 
     name = "sequence-classification"
-    metric = "accuracy"
     direction: Literal["maximize", "minimize"] = "maximize"
+    exports_onnx = True
+
+    def __init__(self, metric: str = "accuracy"):
+        self.metric = metric
+
+    @classmethod
+    def for_space(cls, space: SpaceConfig) -> SequenceClassification:
+        return cls(space.dataset.metric)
 
     def auto_class(self) -> Any:
         from transformers import AutoModelForSequenceClassification
@@ -83,12 +99,14 @@ class SequenceClassification:
             "dataset.validation": data.validation_source,
             "dataset.train_examples": len(data.train.texts),
             "dataset.validation_examples": len(data.validation.texts),
+            "dataset.test": data.test_source,
+            "dataset.test_examples": len(data.test.texts),
         }
         summary = {
             "teacher": f"{space.teacher} ({teacher.num_labels} labels)",
             "dataset": f"{space.dataset.path}: text '{data.text_column}', label '{data.label_column}', "
             f"{len(data.train.texts)} train examples per trial budget, {len(data.validation.texts)} validation "
-            f"({data.validation_source})",
+            f"({data.validation_source}), {len(data.test.texts)} test ({data.test_source})",
         }
         inputs = TaskInputs(
             teacher_config=teacher.config,
@@ -118,6 +136,7 @@ class SequenceClassification:
         max_length = space.train.max_length
         train = encode(data.train, tokenizer, max_length, cache_dir)
         validation = encode(data.validation, tokenizer, max_length, cache_dir)
+        test = encode(data.test, tokenizer, max_length, cache_dir)
         key = [teacher_fingerprint(str(space.teacher)), data.fingerprint, max_length]
 
         def compute() -> torch.Tensor:
@@ -126,19 +145,30 @@ class SequenceClassification:
 
         logits = cached("teacher-logits", cache_dir, key, compute)
         return TaskData(
-            train=LabelledBatches(train, logits), train_tokens=train, validation=validation, key=key
+            train=LabelledBatches(train, logits),
+            train_tokens=train,
+            validation=validation,
+            test=test,
+            key=key,
         )
 
     def loss(self, outputs: Any, batch: dict[str, Any], lam: float, temperature: float) -> LossParts:
         return distillation_loss(outputs.logits, batch["teacher_logits"], batch["labels"], lam, temperature)
 
+    def measure_latency(self, model: Any, spec: LatencySpec) -> Latency:
+        return measure_latency(model, spec)  # one forward pass over the input, torch or onnxruntime
+
     def evaluate(self, model: Any, data: Any, batch_size: int, device: str) -> float:
-        return accuracy(model, data, batch_size, device)
+        score = macro_f1 if self.metric == "macro_f1" else accuracy
+        return score(model, data, batch_size, device)
+
+    def samples(self, model: Any, tokenizer: Any) -> dict[str, str]:
+        return {}  # a label is shown by the metrics already
 
     def model_card(
         self, title: str, settings: dict[str, Any], metrics: dict[str, Any], facts: dict[str, Any]
     ) -> str:
-        return model_card(title, settings, metrics, facts)
+        return model_card(CARD, title, settings, metrics, facts)
 
 
 def _holdout_leaks(space: SpaceConfig, data: TextData) -> list[str]:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from autodistill.util.errors import first_line
-from autodistill.util.paths import looks_local
+from autodistill.tasks.teachers import (
+    FLOAT32,
+    TeacherError,
+    dtype_kwarg,
+    load_pretrained,
+    read_teacher_config,
+)
 
-
-class TeacherError(ValueError):
-    """The teacher cannot be used; the message names the flag or key to change."""
+__all__ = ["FLOAT32", "TeacherError", "TeacherInfo", "dtype_kwarg", "inspect_teacher", "load_teacher"]
 
 
 @dataclass
@@ -29,52 +31,39 @@ def inspect_teacher(
     """Read the teacher's config and check that it is a sequence classifier with loadable weights.
 
     Raises:
-        TeacherError: no teacher given, path missing, no config, not a sequence classifier, or weights
-            only in pickle form (which can run code when loaded) without ``allow_pickle``.
+        TeacherError: no teacher given, path missing, no config, not a sequence classifier, weights
+            only in pickle form (which can run code when loaded) without ``allow_pickle``, or a regression
+            or multi-label head (the loss and accuracy are those of one class per example).
     """
-    from transformers import AutoConfig
-
-    if not ref:
+    config = read_teacher_config(
+        ref,
+        trust_remote_code,
+        allow_pickle,
+        ("ForSequenceClassification",),
+        "fine-tune a *ForSequenceClassification model first",
+    )
+    problem_type = getattr(config, "problem_type", None)
+    if problem_type == "regression" or int(config.num_labels) == 1:
+        why = "problem_type 'regression'" if problem_type == "regression" else "num_labels 1"
         raise TeacherError(
-            "no teacher given: pass --teacher PATH_OR_HUB_ID or set teacher: in the space file"
+            f"--teacher {ref}: it is a regression model ({why}, {config.num_labels} output); "
+            "autodistill distils classifiers with 2 or more classes"
         )
-    if looks_local(ref) and not Path(ref).is_dir():
+    if problem_type == "multi_label_classification":
         raise TeacherError(
-            f"--teacher {ref}: no such directory; give a save_pretrained directory or a hub id"
+            f"--teacher {ref}: it is a multi-label classifier (problem_type {problem_type!r}); autodistill "
+            "distils single-label classifiers (one class per example)"
         )
-    try:
-        config = AutoConfig.from_pretrained(ref, trust_remote_code=trust_remote_code)
-    except Exception as exc:  # transformers raises OSError/ValueError/HTTP errors with long texts
-        raise TeacherError(f"--teacher {ref}: cannot read its config.json ({first_line(exc)})") from None
-    architectures = getattr(config, "architectures", None) or []
-    if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
-        raise TeacherError(
-            f"--teacher {ref}: it is a {', '.join(architectures)}, not a sequence classifier; "
-            "fine-tune a *ForSequenceClassification model first"
-        )
-    if Path(ref).is_dir() and not allow_pickle and not any(Path(ref).glob("*.safetensors")):
-        raise TeacherError(
-            f"--teacher {ref}: no safetensors weights, only pickle files, which can run code when loaded; "
-            "re-save it with save_pretrained(safe_serialization=True) or pass --allow-pickle if you trust it"
-        )
-    try:
-        from transformers import AutoTokenizer
-
-        AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code)
-    except Exception as exc:
-        raise TeacherError(
-            f"--teacher {ref}: cannot load its tokenizer ({first_line(exc)}); save the tokenizer beside the model"
-        ) from None
-    label2id = {str(k): int(v) for k, v in (getattr(config, "label2id", None) or {}).items()}
+    # id2label names the teacher's outputs (label2id is often left at its default beside it)
+    id2label = getattr(config, "id2label", None) or {}
+    label2id = {str(name): int(i) for i, name in id2label.items()}
     return TeacherInfo(config=config, num_labels=int(config.num_labels), label2id=label2id)
 
 
-def load_teacher(ref: str, trust_remote_code: bool = False, allow_pickle: bool = False) -> tuple[Any, Any]:
-    """The teacher model (safetensors weights only, unless ``allow_pickle``) and its tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_teacher(
+    ref: str, trust_remote_code: bool = False, allow_pickle: bool = False, dtype: str = FLOAT32
+) -> tuple[Any, Any]:
+    """The teacher classifier (float32 unless ``dtype`` says otherwise) and its tokenizer."""
+    from transformers import AutoModelForSequenceClassification
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        ref, use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code
-    )
-    tokenizer = AutoTokenizer.from_pretrained(ref, trust_remote_code=trust_remote_code)
-    return model.eval(), tokenizer
+    return load_pretrained(AutoModelForSequenceClassification, ref, trust_remote_code, allow_pickle, dtype)

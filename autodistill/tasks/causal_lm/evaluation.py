@@ -1,0 +1,59 @@
+"""Scoring a causal language model: perplexity on token blocks, and a greedy sample of its text."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from autodistill.distill.loss import next_token_targets
+from autodistill.tasks.causal_lm.data import Blocks
+
+
+@torch.no_grad()
+def perplexity(model: Any, blocks: Blocks, batch_size: int, device: str) -> float:
+    """exp of the mean next-token cross-entropy over every target token of every block.
+
+    Each block of L tokens has L-1 targets (position t predicts token t+1; a block does not see the
+    one before it), so this is the perplexity a model gets reading each block on its own: the
+    per-block losses transformers reports, weighted by their target counts, then exponentiated.
+    Summed in float64 so thousands of blocks add up without rounding drift.
+    """
+    model.eval().to(device)
+    total, count = 0.0, 0
+    for start in range(0, len(blocks), batch_size):
+        batch = blocks.batch(torch.arange(start, min(start + batch_size, len(blocks))))
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        targets, valid = next_token_targets(batch["labels"].to(device), mask)
+        losses = F.cross_entropy(logits[:, :-1][valid].float(), targets[valid], reduction="sum")
+        total += float(losses.double())
+        count += int(valid.sum())
+    if count == 0:
+        raise ValueError("perplexity: no target tokens (blocks of one token, or none); use longer blocks")
+    return math.exp(total / count)
+
+
+@torch.no_grad()
+def generate_sample(
+    model: Any, tokenizer: Any, prompt: str, max_new_tokens: int, device: str = "cpu", seed: int = 0
+) -> str:
+    """The prompt followed by the model's greedy continuation of it (for MLflow artifacts and the
+    report's hover): deterministic, whatever sampling settings the model's generation config holds."""
+    from transformers import GenerationConfig
+
+    torch.manual_seed(seed)  # greedy needs no randomness; a model whose forward draws any gets the same
+    model.eval().to(device)
+    encoded = tokenizer(prompt, return_tensors="pt").to(device)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    pad = getattr(tokenizer, "pad_token_id", None)
+    config = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=eos,
+        pad_token_id=pad if pad is not None else eos,
+    )
+    output = model.generate(**encoded, generation_config=config)
+    return str(tokenizer.decode(output[0], skip_special_tokens=True))

@@ -232,7 +232,12 @@ def hand_made_and_cache(
         topk_seconds = time.perf_counter() - start
         how = "`compute_topk`, timed here"
     cache = {
-        "files": before,  # the demo's own files
+        # the files the study's training blocks use (the token blocks and top-k targets prepare_job read)
+        "files": {
+            record["path"].name: record["path"].stat().st_size
+            for name, record in seen.items()
+            if name in ("lm-blocks", "teacher-topk") and record["path"].is_file()
+        },
         "recomputed": recomputed,
         "prepare_job_seconds": prepare_seconds,
         "tokenise_seconds": tokenise_seconds,
@@ -418,7 +423,12 @@ def train_full(study: Any, out: Path, steps: int) -> dict[str, Any]:
 
 
 def section_full(
-    study: Any, full: dict[str, Any], hand: dict[str, Any], together: dict[str, float], steps: int
+    study: Any,
+    full: dict[str, Any],
+    hand: dict[str, Any],
+    together: dict[str, float],
+    steps: int,
+    extra_files: dict[str, float],
 ) -> str:
     reference = study.user_attrs["teacher_reference"]
     head = "## 2. The best student at ≤ ¼ of the teacher's decode latency, after `autodistill train`"
@@ -466,7 +476,9 @@ def section_full(
             head,
             "",
             f"`{full['command']}`: {full['seconds'] / 60:.1f} min in all (loading, the teacher's top-k targets "
-            f"on all training blocks{topk_note}, its reference figures, training, export, registration).",
+            f"on all training blocks{topk_note}, its reference figures, training, export, registration)"
+            + "".join(f"; it wrote `{name}`, {size / 1e9:.3f} GB" for name, size in extra_files.items())
+            + ".",
             "",
             table(
                 [
@@ -494,13 +506,7 @@ def section_full(
     )
 
 
-def section_cost(
-    study: Any,
-    cache: dict[str, Any],
-    hand: dict[str, Any],
-    full: dict[str, Any],
-    extra_files: dict[str, float],
-) -> tuple[str, dict[str, Any]]:
+def section_cost(study: Any, cache: dict[str, Any], hand: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     import optuna
 
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -537,28 +543,6 @@ def section_cost(
             f"{demo:.0f} (the demo's cache file times)" if demo else "–",
         ],
     ]
-    for name, size in cache["recomputed"].items():
-        cache_rows.append(
-            [
-                f"written by this script's `prepare_job`: `{name}`",
-                "the same",
-                f"{size / 1e9:.4f}",
-                "(above)",
-                "–",
-            ]
-        )
-    for name, size in extra_files.items():
-        found = re.search(r"on (\d+) blocks", full.get("topk_line") or "")
-        seconds = full.get("topk_seconds")
-        cache_rows.append(
-            [
-                f"written by `autodistill train`: `{name}`",
-                f"{int(found.group(1)):,} training blocks (all)" if found else "all training blocks",
-                f"{size / 1e9:.4f}",
-                "–",
-                f"{seconds:.0f} (in `autodistill train`)" if seconds else "–",
-            ]
-        )
     text = "\n".join(
         [
             "## 3. Cost of one trial and of the teacher's cache at the demo's settings",
@@ -568,7 +552,7 @@ def section_cost(
             "",
             table(["phase", "search trials: s", "hand-made: s"], rows),
             "",
-            f"The teacher's cache (GB: the demo's files in the study's cache; seconds measured here with "
+            f"The teacher's cache (GB: the files for the study's blocks in its cache; seconds measured here with "
             f"torch threads {cache['torch_threads']} on the {cache['device']}, and as the demo took them; "
             f"`prepare_job` here: {cache['prepare_job_seconds']:.1f} s):",
             "",
@@ -588,7 +572,6 @@ def section_cost(
         "tokenise_s": cache["tokenise_seconds"],
         "teacher_topk_s": cache["topk_seconds"],
         "teacher_topk_s_demo": demo,
-        "teacher_topk_s_train_all_blocks": full.get("topk_seconds"),
         "teacher_topk_blocks": cache["train_blocks"],
     }
     return text, figures
@@ -617,35 +600,44 @@ def main() -> None:
         )
     reference = study.user_attrs["teacher_reference"]
 
-    hand, cache, together = hand_made_and_cache(study, out, args.lr, args.passes)
-    files_before = cache_files(out / "cache")
-    full = {"trial": None, "skipped": True} if args.skip_train else train_full(study, out, args.train_steps)
-    study = open_existing(str(out), None, None)  # test scores and runs the train step may have added
-    extra = {k: v for k, v in cache_files(out / "cache").items() if k not in files_before}
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "autodistill"], capture_output=True, text=True, cwd=ROOT
+    )
+    code = f"git {git.stdout.strip()}" + (" with uncommitted changes to autodistill/" if dirty.stdout else "")
 
+    hand, cache, together = hand_made_and_cache(study, out, args.lr, args.passes)
     one, dominance = section_dominance(study, hand, together)
-    if full.get("skipped"):
-        two = "## 2. The best student at ≤ ¼ of the teacher's decode latency\n\nSkipped (--skip-train)."
-    else:
-        two = section_full(study, full, hand, together, args.train_steps)
-    three, cost = section_cost(study, cache, hand, full, extra)
+    three, cost = section_cost(study, cache, hand)
     teacher_shape = hand["teacher_shape"]
     print(
         f"# Causal LM demo figures: study '{study.study_name}' in {out}\n\n"
         f"Teacher: perplexity {reference['perplexity']:.2f} (test {reference['test_perplexity']:.2f}), "
         f"decode latency {reference['latency_ms']:.2f} ms/token ({together[teacher_shape]:.2f} re-measured), "
-        f"{reference['size_mb']:.1f} MB.\n"
+        f"{reference['size_mb']:.1f} MB. Code: {code}.\n"
     )
-    print(one, two, three, sep="\n\n")
+    print(one, three, sep="\n\n", end="\n\n", flush=True)
+
+    files_before = cache_files(out / "cache")
+    full = {"trial": None, "skipped": True} if args.skip_train else train_full(study, out, args.train_steps)
+    study = open_existing(str(out), None, None)  # test scores and runs the train step may have added
+    extra = {k: v for k, v in cache_files(out / "cache").items() if k not in files_before}
+    if full.get("skipped"):
+        print("## 2. The best student at ≤ ¼ of the teacher's decode latency\n\nSkipped (--skip-train).\n")
+    else:
+        print(section_full(study, full, hand, together, args.train_steps, extra), end="\n\n")
     summary = {
         "study": study.study_name,
+        "code": code,
         "teacher": {k: reference.get(k) for k in ("perplexity", "test_perplexity", "latency_ms", "size_mb")},
         "teacher_latency_remeasured_ms": together[teacher_shape],
         **dominance,
         "full_length": {k: v for k, v in full.items() if k not in ("output", "settings")},
+        "full_length_cache_gb": sum(extra.values()) / 1e9,
         **cost,
         "latency_remeasured_ms": together,
     }
+    (out / "lm-figures.json").write_text(json.dumps(summary, indent=2, default=str))
     print(json.dumps(summary, default=str))
 
 

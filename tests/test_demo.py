@@ -42,3 +42,31 @@ def test_make_demo_with_a_reduced_budget(tmp_path: Path) -> None:
     assert (out / "pareto.csv").is_file() and (out / "mlflow.db").is_file()
     study = optuna.load_study(study_name="bbc-news-demo", storage=f"sqlite:///{out / 'optuna.db'}")
     assert len(study.trials) == 2
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_demo_lm_with_a_reduced_budget(tmp_path: Path) -> None:
+    """The causal-LM demo: the real SmolLM2 GGUF converted, then 2 short trials on Shakespeare."""
+    out = tmp_path / "demo-lm"
+    venv = Path(sys.prefix)
+    flags = [
+        "--trials 2",
+        "--set train.steps=3",
+        "--set dataset.holdout_fraction=0.02",  # 90 blocks held out: the teacher's reference stays short
+        "--set dataset.max_eval_examples=8",
+        "--set latency.repeats=6",
+        "--set latency.rounds=2",
+    ]
+    done = subprocess.run(
+        ["make", "-s", "demo-lm", f"VENV={venv}", f"DEMO_LM_OUT={out}", f"DEMO_LM_FLAGS={' '.join(flags)}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    card = (out / "teacher" / "teacher_card.json").read_text()
+    assert '"layers": 30' in card and '"kv_heads": 3' in card
+    assert "Pareto front (perplexity ↓" in done.stdout
+    study = optuna.load_study(study_name="smollm2-shakespeare", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert len(study.trials) == 2 and study.user_attrs["task"] == "causal-lm"

@@ -106,8 +106,9 @@ def test_the_entropy_tail_is_exact_for_a_uniform_tail(seed: int, t: float, k: in
     assert abs(topk_loss(teacher.clone(), teacher, labels, mask, 0.5, t, k).soft.item()) < 1e-5
     full = full_vocab_distillation_loss(student, teacher, labels, mask, 1.0, t).soft
     assert topk_loss(student, teacher, labels, mask, 1.0, t, k).soft.item() <= full.item() + 1e-5
-    # the one-token tail misjudges it as soon as T ≠ 1
-    if abs(t - 1.0) > 0.1:
+    # the one-token tail misjudges it once T is well above 1 (below 1 the tail's weight shrinks toward
+    # nothing with a large top-k, and so does the error: hypothesis found 9e-5 at T=0.5, k=6)
+    if t > 1.5:
         assert topk_loss(teacher.clone(), teacher, labels, mask, 0.5, t, k, entropy=False).soft.item() > 1e-4
 
 

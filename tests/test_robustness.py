@@ -43,7 +43,7 @@ def study_of(out: Path) -> optuna.Study:
 
 
 def wait_for_running_trial(
-    out: Path, proc: subprocess.Popen[str], after_complete: int, timeout: float = 240
+    out: Path, proc: subprocess.Popen[str], after_complete: int, timeout: float = 480
 ) -> int:
     """Poll the real storage until a trial runs after ``after_complete`` trials have completed."""
     deadline = time.time() + timeout

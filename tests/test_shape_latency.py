@@ -76,7 +76,8 @@ def test_a_shape_is_timed_once_and_reused_by_later_trials_and_a_resumed_run(
     assert stored["trial"] == 0 and stored["shape"]["depth"] == 1 and stored["shape"]["width"] == 32
 
     metrics = [t.user_attrs["metrics"] for t in trials]
-    for name in LATENCY_METRICS:
+    assert set(stored["metrics"]) == set(LATENCY_METRICS) - {"prefill_ms"}  # prefill: causal LMs only
+    for name in stored["metrics"]:
         assert {m[name] for m in metrics} == {stored["metrics"][name]}
     costs = set(metrics[0]) - {"accuracy"}  # a reused trial reports every cost a measured one does
     assert costs >= {"size_mb", "params"} and all(set(m) - {"accuracy"} == costs for m in metrics)

@@ -100,7 +100,8 @@ def test_teacher_from_a_config_reloads_with_the_same_predictions(
     done = teacher_cmd(config, sst2_slice, out, *recipe)
     assert done.returncode == 0, done.stderr[-3000:]
     card = json.loads((out / "teacher_card.json").read_text())
-    assert card["labels"] == ["0", "1"] and card["steps"] == 15 and card["validation_examples"] == 200
+    assert card["labels"] == ["0", "1"] and card["steps"] == 15
+    assert card["validation_examples"] + card["test_examples"] == 200  # SST-2's validation, halved for test
     assert 0.0 <= card["validation_accuracy"] <= 1.0
     model = AutoModelForSequenceClassification.from_pretrained(out)
     assert model.config.id2label == {0: "0", 1: "1"}

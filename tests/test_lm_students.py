@@ -344,3 +344,21 @@ def test_mistral_narrow_student_with_an_explicit_head_dim() -> None:
     )
     assert not tied(student) and torch.equal(s["lm_head.weight"], t["lm_head.weight"][:, hidden])
     assert torch.isfinite(logits(student)).all()
+
+
+def test_params_without_embeddings_leave_out_a_decoders_embeddings_and_untied_head() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from autodistill.measure.size import model_size
+
+    def llama(tied: bool) -> LlamaForCausalLM:
+        config = LlamaConfig(
+            vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+            tie_word_embeddings=tied,
+        )  # fmt: skip
+        return LlamaForCausalLM(config)
+
+    tied, untied = model_size(llama(True)), model_size(llama(False))
+    assert tied.params - tied.params_no_embeddings == 100 * 32  # the head shares the embeddings
+    assert untied.params - untied.params_no_embeddings == 2 * 100 * 32
+    assert tied.params_no_embeddings == untied.params_no_embeddings

@@ -16,10 +16,27 @@ class Size:
 
 
 def model_size(model: Any) -> Size:
-    params = sum(p.numel() for p in model.parameters())
+    params = sum(p.numel() for p in model.parameters())  # a tied LM head is counted once
+    return Size(
+        params=params, params_no_embeddings=params - _embedding_params(model), size_bytes=_bytes(model)
+    )
+
+
+def _embedding_params(model: Any) -> int:
+    """Encoders: their embeddings module (words, positions, types, norm). Decoders: the token (and
+    position) embeddings, and an output head that is not tied to them."""
     embeddings = getattr(model.base_model, "embeddings", None)
-    emb = sum(p.numel() for p in embeddings.parameters()) if embeddings is not None else 0
+    if embeddings is not None:
+        return sum(p.numel() for p in embeddings.parameters())
+    modules = {id(m): m for m in (model.get_input_embeddings(), getattr(model.base_model, "wpe", None)) if m}
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and head.weight is not model.get_input_embeddings().weight:
+        modules[id(head)] = head
+    return sum(p.numel() for m in modules.values() for p in m.parameters())
+
+
+def _bytes(model: Any) -> int:
+    """Bytes of ``model.safetensors`` as ``save_pretrained`` writes it."""
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
-        size_bytes = sum(f.stat().st_size for f in Path(tmp).glob("*.safetensors"))
-    return Size(params=params, params_no_embeddings=params - emb, size_bytes=size_bytes)
+        return sum(f.stat().st_size for f in Path(tmp).glob("*.safetensors"))

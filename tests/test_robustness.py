@@ -110,7 +110,8 @@ def test_ctrl_c_ends_the_trial_cleanly_and_resume_retries_it(
     tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "study"
-    cmd = command(tiny_space, tiny_teacher, sst2_slice, out, 2)
+    # long enough that Ctrl-C lands inside the trial, not after it (a tiny 400-step trial takes ~1 s)
+    cmd = command(tiny_space, tiny_teacher, sst2_slice, out, 2, "--set", "train.steps=3000")
     proc = start(cmd)
     interrupted = wait_for_running_trial(out, proc, after_complete=0)
     proc.send_signal(signal.SIGINT)

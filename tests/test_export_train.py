@@ -129,6 +129,12 @@ def test_train_full_length_registers_a_model_version(tiny_study: Path, tmp_path:
         trial.user_attrs["settings"]["width"]
     )
     assert {"accuracy", "accuracy_before"} <= set(run.data.metrics)
+    # 20 steps see at most 20 × batch examples: the teacher labels only those, not the whole split.
+    from autodistill.deliver.export import study_space
+
+    batch = study_space(study).train.batch_size
+    assert f"20 steps on {min(20 * batch, int(run.data.params['train_examples']))} of " in done.stdout
+    assert int(run.data.params["train_examples"]) <= 20 * batch
     from transformers import AutoModelForSequenceClassification
 
     assert (

@@ -44,10 +44,13 @@ def full_length_space(
     space = study_space(study)
     batch = space.train.batch_size
     total = steps or math.ceil((epochs or 1.0) * train_examples / batch)
+    # A run of N steps sees at most N × batch examples: the teacher labels only those (its targets are
+    # the costly part for a large teacher), a seeded subset as in the search.
+    used = min(steps * batch, train_examples) if steps else ALL_EXAMPLES
     return space.model_copy(
         update={
             "train": space.train.model_copy(update={"steps": total}),
-            "dataset": space.dataset.model_copy(update={"max_train_examples": ALL_EXAMPLES}),
+            "dataset": space.dataset.model_copy(update={"max_train_examples": used}),
         }
     )
 
@@ -66,7 +69,7 @@ def train_full_length(
     from transformers import AutoTokenizer
 
     out = Path(study.user_attrs.get("out") or ".")
-    space = full_length_space(study, steps, epochs, 1)
+    space = full_length_space(study, None, 1.0, 1)  # every example, to count them
     inputs, problems = inspect_inputs(space)
     if inputs is None:
         raise ValueError("; ".join(problems))
@@ -80,7 +83,10 @@ def train_full_length(
             "distill": space.distill.model_copy(update={"hidden_weight": settings.hidden_weight}),
         }
     )
-    log(f"train: trial {trial.number} at full length: {space.train.steps} steps on {train_examples} examples")
+    used = min(train_examples, space.dataset.max_train_examples or train_examples)
+    log(
+        f"train: trial {trial.number} at full length: {space.train.steps} steps on {used} of {train_examples} examples"
+    )
     job = prepare_job(space, inputs, out / "cache", log)
     outcome = run_trial(settings, job, on_step)
     outcome.metrics.update(score_on_test(job, outcome.student))  # the honest figure: nothing chose on it

@@ -25,7 +25,7 @@
 Everything is printed as Markdown tables; the last line is a JSON object with the key figures.
 
     .venv/bin/python benchmarks/lm_figures.py [--out runs/shakespeare-lm-demo] [--train-steps 300]
-        [--lr 5e-4] [--passes 3] [--skip-train]
+        [--lr 5e-4] [--passes 3] [--skip-train] [--resume]
 """
 
 from __future__ import annotations
@@ -244,6 +244,7 @@ def hand_made_and_cache(
         compute_topk(job.teacher, train_blocks, space.distill.top_k, space.train.eval_batch_size, job.device)
         topk_seconds = time.perf_counter() - start
         how = "`compute_topk`, timed here"
+    log(f"cache cost: tokenising {tokenise_seconds:.1f} s, top-k {topk_seconds:.1f} s")
     cache = {
         # the files the study's training blocks use (the token blocks and top-k targets prepare_job read)
         "files": {
@@ -601,6 +602,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4, help="the hand-made student's learning rate")
     parser.add_argument("--passes", type=int, default=3, help="interleaved passes of the latency re-measure")
     parser.add_argument("--skip-train", action="store_true", help="leave out section 2 (`autodistill train`)")
+    parser.add_argument(
+        "--resume", action="store_true", help="reuse sections 1 and 3's measurements from an earlier run"
+    )
     args = parser.parse_args()
 
     from autodistill.store.studies import open_existing
@@ -619,7 +623,15 @@ def main() -> None:
     )
     code = f"git {git.stdout.strip()}" + (" with uncommitted changes to autodistill/" if dirty.stdout else "")
 
-    hand, cache, together = hand_made_and_cache(study, out, args.lr, args.passes)
+    # Sections 1 and 3's measurements are kept, so that a run stopped during `autodistill train` can
+    # go on with --resume instead of measuring them again.
+    saved = out / "lm-figures-measured.json"
+    if args.resume and saved.is_file():
+        hand, cache, together = (json.loads(saved.read_text())[k] for k in ("hand", "cache", "together"))
+        log(f"--resume: sections 1 and 3's measurements from {saved}")
+    else:
+        hand, cache, together = hand_made_and_cache(study, out, args.lr, args.passes)
+        saved.write_text(json.dumps({"hand": hand, "cache": cache, "together": together}, default=str))
     one, dominance = section_dominance(study, hand, together)
     three, cost = section_cost(study, cache, hand)
     teacher_shape = hand["teacher_shape"]

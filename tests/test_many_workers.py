@@ -17,7 +17,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from autodistill.search.study import make_sampler
+from autodistill.cli.main import browse_lines
+from autodistill.config.spacefile import load_space
+from autodistill.search.study import comparable_fingerprint, make_sampler
 from autodistill.store.caches import cached
 from autodistill.store.locations import experiment_url
 from autodistill.store.studies import study_cache_dir
@@ -77,11 +79,26 @@ def test_a_study_keeps_its_cache_dir_unless_another_is_chosen(tmp_path: Path) ->
     assert study_cache_dir(study, tmp_path / "flag", default) == tmp_path / "flag"
 
 
+def test_moving_the_cache_keeps_a_study_resumable(tiny_space: Path) -> None:
+    config = load_space(tiny_space).config
+    moved = load_space(tiny_space, ["cache.dir=/shared/cache"]).config
+    assert moved.cache.dir == "/shared/cache"
+    assert comparable_fingerprint(moved) == comparable_fingerprint(config)
+
+
 def test_experiment_urls() -> None:
     assert experiment_url("sqlite:////x/mlflow.db", "7") == "http://127.0.0.1:5000/#/experiments/7"
     assert (
         experiment_url("https://u:secret@mlflow.example/", "7")
         == "https://u:***@mlflow.example/#/experiments/7"
+    )
+
+
+def test_a_tracking_server_is_browsed_at_its_own_address() -> None:
+    lines = browse_lines("https://u:secret@mlflow.example", "postgresql://u:secret@db/optuna", "3")
+    assert lines == (
+        "browse the runs:  https://u:***@mlflow.example/#/experiments/3\n"
+        "or:  optuna-dashboard postgresql://u:***@db/optuna"
     )
 
 
@@ -159,4 +176,17 @@ def test_train_uses_the_cache_dir_the_search_used(two_workers: dict[str, Any]) -
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     # --steps 2 labels another subset of examples: its targets are new, and land in the shared cache
     assert len(set(two_workers["cache"].glob("teacher-logits-*.pt")) - before) == 1
+    assert not (out / "cache").exists()
+
+
+@pytest.mark.slow
+def test_a_resume_without_the_flag_keeps_the_studys_cache(
+    two_workers: dict[str, Any], tiny_teacher: Path, sst2_slice: Path
+) -> None:
+    out = two_workers["outs"][1]
+    cmd = search_command(two_workers["space"], tiny_teacher, sst2_slice, out, "--trials", "1")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"teacher cache: {two_workers['cache'].resolve()}, where this study kept it" in done.stdout
+    assert "already has 1 finished trials" in done.stdout and "teacher: computing" not in done.stdout
     assert not (out / "cache").exists()

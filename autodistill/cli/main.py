@@ -237,13 +237,13 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
     loc = resolve_locations(args.space, args.out, args.storage, args.tracking_uri, args.study, cache_dir)
     if not writable(loc.out):
         problems.append(f"--out {loc.out}: cannot write there; choose a writable directory")
-    if cache_dir and not writable(loc.cache_dir):
-        source = "--cache-dir" if args.cache_dir else f"{args.space}: cache.dir:"
-        problems.append(f"{source} {cache_dir}: cannot write there; choose a writable directory")
     else:  # connecting writes nothing, so validate checks the stores too
         problems += [
             p for p in (check_database("--storage", loc.storage), check_tracking(loc.tracking_uri)) if p
         ]
+    if cache_dir and not writable(loc.cache_dir):
+        source = "--cache-dir" if args.cache_dir else f"{args.space}: cache.dir:"
+        problems.append(f"{source} {cache_dir}: cannot write there; choose a writable directory")
     quiet_libraries()
     from autodistill.search.inputs import inspect_inputs
 

@@ -51,8 +51,8 @@ def run_search(
     space = loaded.config
     study = open_study(loc, space, seed, inputs.fingerprint)
     cache_dir = study_cache_dir(study, loc.cache_dir if loc.cache_dir_chosen else None, loc.cache_dir)
-    if cache_dir != loc.cache_dir:
-        log(f"teacher cache: {cache_dir} (the study's own)")
+    if cache_dir.resolve() != loc.cache_dir.resolve():
+        log(f"teacher cache: {cache_dir}, where this study kept it (--cache-dir chooses another)")
     tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
     parent = tracker.start_study({"teacher": str(space.teacher), "dataset": str(space.dataset.path)})
     _record_study(study, loaded, loc, parent, cache_dir)

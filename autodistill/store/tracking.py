@@ -25,7 +25,7 @@ PARENT_TAG = "mlflow.parentRunId"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 FRONT_TAG = "autodistill.on_front"
 # MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics, models)
-# rather than asking, or guessing its GenAI view.
+# instead of inferring a kind from what the experiment holds.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 T = TypeVar("T")

@@ -1,6 +1,7 @@
 """Files written atomically: readers see the old file or the whole new one, never half of it.
 
-Caches are computed once under a lock file, however many processes share them. Also the checks that decide whether a directory may be written or replaced, made before any compute.
+A cache file is computed once under a lock file, however many processes share it. Also the checks that
+decide whether a directory may be written or replaced, made before any compute.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def compute_once(
     Several processes may share one cache directory (workers of one study, on one machine or a shared
     disk): a lock file beside ``path`` lets the first compute while the others wait, then read its
     result, instead of each computing the teacher's outputs again. The lock is the operating system's
-    (``fcntl`` on POSIX), so a worker killed while computing releases it. ``save`` must write atomically:
-    readers that skip the lock (a value already there) never see half a file.
+    (``flock`` on Linux and macOS), so a worker killed while computing releases it. ``save`` must write
+    atomically: readers that skip the lock (a value already there) never see half a file.
     """
     from filelock import FileLock
 

@@ -116,6 +116,10 @@ CASES = {
     ),
     "labels out of range": (["{space}", "--dataset", "{three}"], "outside the teacher's 2 classes"),
     "unwritable out": (["{space}", "--out", "{space}/study"], "--out {space}/study: cannot write there"),
+    "unwritable cache dir": (
+        ["{space}", "--cache-dir", "{space}/cache"],
+        "--cache-dir {space}/cache: cannot write there",
+    ),
     "zero trials": (["{space}", "--trials", "0"], "--trials 0: must be at least 1"),
     "unknown init": (["{space}", "--set", "student.init=distil"], "student.init: Input should be 'random'"),
     "teacher-based student deeper than the teacher": (

@@ -42,6 +42,11 @@ def _add_study_flags(p: argparse.ArgumentParser) -> None:
         "(default: autodistill-runs/STUDY)",
     )
     p.add_argument(
+        "--cache-dir",
+        help="directory for the tokenised data and the teacher's targets and metrics, which several workers "
+        "may share: the first computes, the others wait and read (wins over cache.dir; default: OUT/cache)",
+    )
+    p.add_argument(
         "--storage", help="Optuna storage URL (default: sqlite:///OUT/optuna.db), e.g. postgresql://..."
     )
     p.add_argument(
@@ -146,6 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=float, help="passes over all training examples (default 1)")
     train.add_argument("--to", type=Path, help="export directory (default: OUT/exports/trial-N-full)")
     train.add_argument("--model-name", help="registered model name (default: STUDY-student)")
+    train.add_argument(
+        "--cache-dir",
+        help="directory for the teacher's targets (default: the one the search used, else OUT/cache)",
+    )
     study_locator(train)
 
     teacher = sub.add_parser(
@@ -224,13 +233,17 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
         return None, None, None, problems + exc.problems
     from autodistill.store.locations import check_database, check_tracking, resolve_locations
 
-    loc = resolve_locations(args.space, args.out, args.storage, args.tracking_uri, args.study)
+    cache_dir = args.cache_dir or loaded.config.cache.dir
+    loc = resolve_locations(args.space, args.out, args.storage, args.tracking_uri, args.study, cache_dir)
     if not writable(loc.out):
         problems.append(f"--out {loc.out}: cannot write there; choose a writable directory")
     else:  # connecting writes nothing, so validate checks the stores too
         problems += [
             p for p in (check_database("--storage", loc.storage), check_tracking(loc.tracking_uri)) if p
         ]
+    if cache_dir and not writable(loc.cache_dir):
+        source = "--cache-dir" if args.cache_dir else f"{args.space}: cache.dir:"
+        problems.append(f"{source} {cache_dir}: cannot write there; choose a writable directory")
     quiet_libraries()
     from autodistill.search.inputs import inspect_inputs
 
@@ -282,9 +295,21 @@ def cmd_search(args: argparse.Namespace) -> int:
         else "  (empty: no trial completed)"
     )
     print(f"\nfront written to {result.csv_path}; report: {result.csv_path.with_name('report.html')}")
-    tracking = loc.tracking_uri
-    print(f"browse the runs:  mlflow ui --backend-store-uri {redact(tracking)} --host 127.0.0.1")
+    print(browse_lines(loc.tracking_uri, loc.storage, result.experiment_id))
     return 0 if len(result.front) else 1
+
+
+def browse_lines(tracking_uri: str, storage: str, experiment_id: str) -> str:
+    """How to open the study: MLflow's UI on its experiment, or optuna-dashboard on its storage."""
+    from autodistill.store.locations import experiment_url, redact
+
+    url = experiment_url(tracking_uri, experiment_id)
+    if tracking_uri.startswith(("http://", "https://")):  # a server: the UI is already there
+        mlflow = f"browse the runs:  {url}"
+    else:
+        ui = f"mlflow ui --backend-store-uri {redact(tracking_uri)} --host 127.0.0.1"
+        mlflow = f"browse the runs:  {ui}; then open {url}"
+    return f"{mlflow}\nor:  optuna-dashboard {redact(storage)}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -93,6 +93,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     to = args.to or study_dir(study, args.out) / "exports" / f"trial-{trial.number}-full"
     name = args.model_name or f"{study.study_name}-student"
     problems = [p for p in (destination_problem(to), check_tracking(uri)) if p]
+    if args.cache_dir and not writable(Path(args.cache_dir)):
+        problems.append(f"--cache-dir {args.cache_dir}: cannot write there; choose a writable directory")
     if any(q in name for q in "'\"\\"):
         problems.append(
             f"--model-name {name}: quotes and backslashes are not allowed in a registered model name"
@@ -109,6 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 to,
                 name,
                 uri,
+                Path(args.cache_dir) if args.cache_dir else None,
                 lambda m: print(m, flush=True),
                 lambda step, loss: bar.update(1),
             )

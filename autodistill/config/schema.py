@@ -390,6 +390,17 @@ class SearchSpec(BaseModel):
         return v
 
 
+class CacheSpec(BaseModel):
+    """Where the teacher's work is kept: the tokenised data, its targets, hidden states and reference metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str | None = Field(
+        None,
+        description="cache directory, which workers of a study may share (default OUT/cache; --cache-dir wins)",
+    )
+
+
 class SpaceConfig(BaseModel):
     """A whole search: teacher, data, student space, distillation, budget, measurement, study."""
 
@@ -413,6 +424,7 @@ class SpaceConfig(BaseModel):
     train: TrainSpec = TrainSpec()
     latency: LatencySpec = LatencySpec()
     search: SearchSpec = Field(default_factory=SearchSpec, validate_default=True)
+    cache: CacheSpec = CacheSpec()
 
     @field_validator("search")
     @classmethod

@@ -20,6 +20,7 @@ from autodistill.search.preparation import prepare_job
 from autodistill.search.sampling import TrialSettings
 from autodistill.search.test_scores import score_on_test, test_metric
 from autodistill.search.trial import run_trial
+from autodistill.store.studies import study_cache_dir
 from autodistill.store.tracking import Tracker
 
 ALL_EXAMPLES = 10**12
@@ -63,9 +64,11 @@ def train_full_length(
     to: Path,
     model_name: str,
     tracking_uri: str,
+    cache_dir: Path | None,
     log: Callable[[str], None],
     on_step: Callable[[int, float], None] | None = None,
 ) -> FullLengthResult:
+    """``cache_dir``: ``--cache-dir``, else the study's own cache directory (shared by its workers)."""
     from transformers import AutoTokenizer
 
     out = Path(study.user_attrs.get("out") or ".")
@@ -87,7 +90,7 @@ def train_full_length(
     log(
         f"train: trial {trial.number} at full length: {space.train.steps} steps on {used} of {train_examples} examples"
     )
-    job = prepare_job(space, inputs, out / "cache", log)
+    job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log)
     outcome = run_trial(settings, job, on_step)
     outcome.metrics.update(score_on_test(job, outcome.student))  # the honest figure: nothing chose on it
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import torch
 
-from autodistill.util.files import atomic_torch_save, load_torch
+from autodistill.util.files import atomic_torch_save, compute_once, load_torch
 from autodistill.util.hashing import short_hash
 
 CACHE_LIMIT_BYTES = 4 * 2**30  # in memory during the search and on disk under cache/
@@ -124,14 +124,15 @@ def teacher_states(
     if size > CACHE_LIMIT_BYTES:
         log(f"teacher: hidden states would take {size / 1e9:.1f} GB; computing them at each step instead")
         return TeacherStates(data=data, layers=layers, teacher=teacher)
-    path = cache_dir / f"teacher-states-{short_hash([*key_parts, layers])}.pt"
-    cached = load_torch(path)
-    if cached is None:
+
+    def compute() -> dict[str, torch.Tensor]:
         log(
             f"teacher: computing hidden states of layers {layers} on {len(data)} training examples "
             f"({size / 1e9:.2f} GB, once, cached)"
         )
         states, offsets = compute_states(teacher, data, layers, batch_size, device)
-        cached = {"states": states, "offsets": offsets}
-        atomic_torch_save(cached, path)
+        return {"states": states, "offsets": offsets}
+
+    path = cache_dir / f"teacher-states-{short_hash([*key_parts, layers])}.pt"
+    cached = compute_once(path, load_torch, atomic_torch_save, compute)
     return TeacherStates(data=data, layers=layers, cached=cached["states"], offsets=cached["offsets"])

@@ -20,6 +20,7 @@ from autodistill.search.objective import make_objective
 from autodistill.search.preparation import Job, prepare_job
 from autodistill.search.study import open_study
 from autodistill.store.locations import Locations, redact
+from autodistill.store.studies import CACHE_DIR_ATTR, study_cache_dir
 from autodistill.store.tracking import Tracker
 from autodistill.tasks import TaskInputs
 
@@ -30,6 +31,7 @@ class SearchResult:
     front: Any  # pandas.DataFrame from pareto.front_frame
     reference: dict[str, float]
     csv_path: Path
+    experiment_id: str  # the study's MLflow experiment
 
 
 def run_search(
@@ -48,11 +50,14 @@ def run_search(
 
     space = loaded.config
     study = open_study(loc, space, seed, inputs.fingerprint)
+    cache_dir = study_cache_dir(study, loc.cache_dir if loc.cache_dir_chosen else None, loc.cache_dir)
+    if cache_dir.resolve() != loc.cache_dir.resolve():
+        log(f"teacher cache: {cache_dir}, where this study kept it (--cache-dir chooses another)")
     tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
     parent = tracker.start_study({"teacher": str(space.teacher), "dataset": str(space.dataset.path)})
-    _record_study(study, loaded, loc, parent)
+    _record_study(study, loaded, loc, parent, cache_dir)
     try:
-        job = prepare_job(space, inputs, loc.cache_dir, log)
+        job = prepare_job(space, inputs, cache_dir, log)
         study.set_user_attr("teacher_reference", job.reference)
         _log_study_inputs(tracker, parent, loaded, loc, job, seed)
         upkeep = FrontUpkeep(job, tracker)
@@ -75,7 +80,13 @@ def run_search(
         log("no trial completed: every trial failed; see the reasons above or in MLflow (tag fail_reason)")
     elif front.empty:
         log("no trial met the constraints, so the front is empty; see search.constraints")
-    return SearchResult(study=study, front=front, reference=job.reference, csv_path=csv_path)
+    return SearchResult(
+        study=study,
+        front=front,
+        reference=job.reference,
+        csv_path=csv_path,
+        experiment_id=tracker.experiment_id,
+    )
 
 
 def _end_parent(study: Any, tracker: Tracker, status: str) -> None:
@@ -125,8 +136,10 @@ def _optimize(
     close_dead_runs(study, tracker)
 
 
-def _record_study(study: Any, loaded: LoadedSpace, loc: Locations, parent_run_id: str) -> None:
-    """What later commands (report, export, train) need to find this study's pieces again."""
+def _record_study(
+    study: Any, loaded: LoadedSpace, loc: Locations, parent_run_id: str, cache_dir: Path
+) -> None:
+    """What later commands (report, export, train) and resumes need to find this study's pieces again."""
     from autodistill.tasks import get_task
 
     task = get_task(loaded.config)
@@ -136,6 +149,7 @@ def _record_study(study: Any, loaded: LoadedSpace, loc: Locations, parent_run_id
     study.set_user_attr("space", loaded.config.model_dump(mode="json", by_alias=True))
     study.set_user_attr("space_file", str(loaded.path))
     study.set_user_attr("out", str(loc.out.resolve()))
+    study.set_user_attr(CACHE_DIR_ATTR, str(cache_dir.resolve()))
     # A URL with a password is not stored: later commands then ask for --tracking-uri.
     study.set_user_attr(
         "tracking_uri", loc.tracking_uri if redact(loc.tracking_uri) == loc.tracking_uri else None

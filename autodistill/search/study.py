@@ -29,9 +29,14 @@ def make_sampler(name: str, seed: int) -> Any:
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8)
     # group=True models conditional parameters jointly: width is not asked of teacher-layers students.
+    # constant_liar=True counts the trials other workers are running as bad results, so that workers
+    # asking at the same moment are not all sent to the same promising student. Optuna 5 has it on by
+    # default; it is named here because the studies of several workers depend on it.
     with warnings.catch_warnings():  # group is marked experimental, and has been since v2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=8)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8
+        )
 
 
 def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: str) -> Any:
@@ -108,6 +113,10 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: 
             "directory"
         )
     study.set_user_attr("objectives", objectives)
+    if study.metric_names != objectives:  # optuna-dashboard labels the axes with these
+        with warnings.catch_warnings():  # experimental since v3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(objectives)
     study.set_user_attr("constraints", constraints)
     study.set_user_attr("recipe_fingerprint", recipe)
     study.set_user_attr("teacher_fingerprint", teacher)
@@ -122,13 +131,15 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: 
 
 
 def comparable_fingerprint(space: SpaceConfig) -> str:
-    """What makes two trials comparable: everything but the sampler/stopping choices and the seed.
+    """What makes two trials comparable: everything but the sampler/stopping choices, the seed and where
+    the caches live (they are keyed by content).
 
     Constraints are left out here but kept all the same: ``open_study`` compares them on their own, to
     name them when they differ (and so that studies fingerprinted before keep resuming).
     """
     parts = space.model_dump(
-        mode="json", exclude={"search": {"sampler", "heartbeat_seconds", "constraints", "early_stopping"}}
+        mode="json",
+        exclude={"cache": True, "search": {"sampler", "heartbeat_seconds", "constraints", "early_stopping"}},
     )
     parts["train"].pop("seed", None)
     return short_hash(parts)

@@ -1,5 +1,6 @@
 """The study's caches on disk: the teacher's outputs and reference metrics, computed once and reused by
-every trial and on resume. Each is keyed by what shapes it and written atomically."""
+every trial, on resume, and by every worker that shares the directory. Each is keyed by what shapes it,
+computed under a lock file and written atomically."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autodistill.util.files import atomic_json_save, atomic_torch_save, load_json, load_torch
+from autodistill.util.files import atomic_json_save, atomic_torch_save, compute_once, load_json, load_torch
 from autodistill.util.hashing import short_hash
 
 # The files that shape a teacher's outputs: config, weights, tokenizer (vocab.txt, merges.txt, *.model).
@@ -52,11 +53,9 @@ def cached(
     name: str, cache_dir: Path, key_parts: list[Any], compute: Callable[[], Any], fmt: str = "pt"
 ) -> Any:
     """``compute()`` once per key, stored atomically as ``NAME-KEY.FMT`` (``pt``: tensors or plain
-    containers of them; ``json``: a JSON-serialisable value) and read back on every later call."""
+    containers of them; ``json``: a JSON-serialisable value) and read back on every later call.
+
+    Safe for workers sharing ``cache_dir``: the first computes while the others wait for its file.
+    """
     load, save = FORMATS[fmt]
-    path = cache_dir / f"{name}-{short_hash(key_parts)}.{fmt}"
-    value = load(path)
-    if value is None:
-        value = compute()
-        save(value, path)
-    return value
+    return compute_once(cache_dir / f"{name}-{short_hash(key_parts)}.{fmt}", load, save, compute)

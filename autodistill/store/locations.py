@@ -25,11 +25,18 @@ class Locations:
     cache_dir: Path
     artifact_root: Path | None
     storage_is_local: bool = True  # the default SQLite file in the study's directory
+    cache_dir_chosen: bool = False  # by --cache-dir or cache.dir; else a resumed study keeps its own
 
 
 def resolve_locations(
-    space_path: Path, out: str | None, storage: str | None, tracking_uri: str | None, study_name: str | None
+    space_path: Path,
+    out: str | None,
+    storage: str | None,
+    tracking_uri: str | None,
+    study_name: str | None,
+    cache_dir: str | None = None,
 ) -> Locations:
+    """Where the study lives; ``cache_dir`` is ``--cache-dir`` or the space's ``cache.dir`` (default OUT/cache)."""
     name = study_name or space_path.stem
     directory = Path(out) if out else Path("autodistill-runs") / name
     absolute = directory.resolve()
@@ -38,13 +45,22 @@ def resolve_locations(
         storage=storage or f"sqlite:///{absolute / 'optuna.db'}",
         tracking_uri=tracking_uri or f"sqlite:///{absolute / 'mlflow.db'}",
         study_name=name,
-        cache_dir=directory / "cache",
+        cache_dir=Path(cache_dir) if cache_dir else directory / "cache",
+        cache_dir_chosen=cache_dir is not None,
         # A database-backed tracking store keeps artifacts in the study's directory; a server chooses.
         artifact_root=None
         if (tracking_uri or "").startswith(("http://", "https://"))
         else absolute / "mlartifacts",
         storage_is_local=storage is None,
     )
+
+
+def experiment_url(tracking_uri: str, experiment_id: str) -> str:
+    """The study's experiment in the MLflow UI: on the tracking server itself, or on the ``mlflow ui``
+    that the printed command starts on a database or file store (its default address)."""
+    server = tracking_uri.startswith(("http://", "https://"))
+    base = redact(tracking_uri.rstrip("/")) if server else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment_id}"
 
 
 def redact(url: str) -> str:

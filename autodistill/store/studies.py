@@ -7,6 +7,7 @@ from typing import Any
 
 from autodistill.store.locations import redact
 from autodistill.util.errors import first_line
+from autodistill.util.files import writable
 
 
 class StudyError(Exception):
@@ -82,6 +83,21 @@ def tracking_uri(study: Any, flag: str | None, out: str | None) -> str:
             f"--tracking-uri: no MLflow store recorded for this study and none at {default}; pass it"
         )
     return f"sqlite:///{default.resolve()}"
+
+
+CACHE_DIR_ATTR = "cache_dir"
+
+
+def study_cache_dir(study: Any, chosen: Path | None, default: Path) -> Path:
+    """Where the study's teacher caches are: ``chosen`` (``--cache-dir`` or ``cache.dir``) when given, else
+    the directory the study recorded when it exists and can be written here (it may be another machine's
+    path), else ``default``."""
+    if chosen is not None:
+        return chosen
+    recorded = study.user_attrs.get(CACHE_DIR_ATTR)
+    if recorded and Path(recorded).is_dir() and writable(Path(recorded)):
+        return Path(recorded)
+    return default
 
 
 # Test scores are recorded on the study, one user attribute per trial: a finished Optuna trial cannot

@@ -24,6 +24,9 @@ STATE_TAG = "optuna.trial_state"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 FRONT_TAG = "autodistill.on_front"
+# MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics, models)
+# instead of inferring a kind from what the experiment holds.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 T = TypeVar("T")
 
@@ -68,15 +71,26 @@ class Tracker:
 
         experiment = self.client.get_experiment_by_name(self.study_name)
         if experiment is not None:
+            self._mark_kind(experiment)
             return str(experiment.experiment_id)
         location = (artifact_root / self.study_name).as_uri() if artifact_root else None
         try:
-            return str(self.client.create_experiment(self.study_name, artifact_location=location))
+            return str(
+                self.client.create_experiment(
+                    self.study_name, artifact_location=location, tags=EXPERIMENT_KIND
+                )
+            )
         except MlflowException:  # another worker created it a moment ago
             experiment = self.client.get_experiment_by_name(self.study_name)
             if experiment is None:
                 raise
             return str(experiment.experiment_id)
+
+    def _mark_kind(self, experiment: Any) -> None:
+        """Tag an experiment created before the tag was (a resumed study) with its kind."""
+        for key, value in EXPERIMENT_KIND.items():
+            if key not in experiment.tags:
+                self.client.set_experiment_tag(experiment.experiment_id, key, value)
 
     def _study_runs(self) -> list[Any]:
         return list(

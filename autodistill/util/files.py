@@ -1,6 +1,7 @@
 """Files written atomically: readers see the old file or the whole new one, never half of it.
 
-Also the checks that decide whether a directory may be written or replaced, made before any compute.
+A cache file is computed once under a lock file, however many processes share it. Also the checks that
+decide whether a directory may be written or replaced, made before any compute.
 """
 
 from __future__ import annotations
@@ -56,6 +57,34 @@ def load_torch(path: Path) -> Any | None:
 
 def load_json(path: Path) -> Any | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def compute_once(
+    path: Path,
+    load: Callable[[Path], Any | None],
+    save: Callable[[Any, Path], Any],
+    compute: Callable[[], Any],
+) -> Any:
+    """The value stored at ``path`` (``load`` returns None when there is none), else ``compute()`` saved there.
+
+    Several processes may share one cache directory (workers of one study, on one machine or a shared
+    disk): a lock file beside ``path`` lets the first compute while the others wait, then read its
+    result, instead of each computing the teacher's outputs again. The lock is the operating system's
+    (``flock`` on Linux and macOS), so a worker killed while computing releases it. ``save`` must write
+    atomically: readers that skip the lock (a value already there) never see half a file.
+    """
+    from filelock import FileLock
+
+    value = load(path)
+    if value is not None:
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        value = load(path)  # another worker may have written it while this one waited
+        if value is None:
+            value = compute()
+            save(value, path)
+    return value
 
 
 def writable(directory: Path) -> bool:

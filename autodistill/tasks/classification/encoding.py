@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from autodistill.tasks.classification.data import Split
-from autodistill.util.files import atomic_torch_save, load_torch
+from autodistill.util.files import atomic_torch_save, compute_once, load_torch
 from autodistill.util.hashing import short_hash
 
 
@@ -39,20 +39,18 @@ def encode(split: Split, tokenizer: Any, max_length: int, cache_dir: Path | None
     """Tokenise a split with the teacher's tokenizer, once: the result is cached under ``cache_dir``."""
     import torch
 
+    def tokenise() -> dict[str, Any]:
+        tokenizer.padding_side = "right"  # ``Encoded.batch`` trims padding from the right
+        enc = tokenizer(
+            split.texts, truncation=True, max_length=max_length, padding="longest", return_tensors="pt"
+        )
+        return {
+            "input_ids": enc["input_ids"],
+            "lengths": enc["attention_mask"].sum(dim=1),
+            "labels": torch.tensor(split.labels, dtype=torch.long),
+        }
+
+    if cache_dir is None:
+        return Encoded(**tokenise())
     key = short_hash(split.texts, split.labels, tokenizer.name_or_path, len(tokenizer), max_length)
-    path = cache_dir / f"tokens-{key}.pt" if cache_dir else None
-    cached = load_torch(path) if path else None
-    if cached is not None:
-        return Encoded(**cached)
-    tokenizer.padding_side = "right"  # ``Encoded.batch`` trims padding from the right
-    enc = tokenizer(
-        split.texts, truncation=True, max_length=max_length, padding="longest", return_tensors="pt"
-    )
-    encoded = Encoded(
-        input_ids=enc["input_ids"],
-        lengths=enc["attention_mask"].sum(dim=1),
-        labels=torch.tensor(split.labels, dtype=torch.long),
-    )
-    if path:
-        atomic_torch_save(vars(encoded), path)
-    return encoded
+    return Encoded(**compute_once(cache_dir / f"tokens-{key}.pt", load_torch, atomic_torch_save, tokenise))

@@ -99,15 +99,21 @@ def study_tracker(study: Any, tracking_uri: str) -> Tracker:
     return tracker
 
 
-def trial_space(
-    study: Any, settings: TrialSettings, steps: int | None, epochs: float | None
-) -> tuple[SpaceConfig, TaskInputs]:
-    """The full-length space for one trial's student, and the inputs it reads."""
-    space = full_length_space(study, None, 1.0, 1)  # every example, to count them
+def inputs_for(space: SpaceConfig) -> TaskInputs:
     inputs, problems = inspect_inputs(space)
     if inputs is None:
         raise ValueError("; ".join(problems))
-    space = full_length_space(study, steps, epochs, inputs.train_examples)
+    return inputs
+
+
+def trial_space(
+    study: Any, settings: TrialSettings, steps: int | None, epochs: float | None
+) -> tuple[SpaceConfig, TaskInputs, int]:
+    """The full-length space for one trial's student, the inputs it reads, and how many training
+    examples there are in all."""
+    everything = inputs_for(full_length_space(study, None, 1.0, 1))  # every example, to count them
+    total = everything.train_examples
+    space = full_length_space(study, steps, epochs, total)
     # Only this student's depth is trained: the teacher's hidden states are needed for its layers alone.
     space = space.model_copy(
         update={
@@ -115,7 +121,9 @@ def trial_space(
             "distill": space.distill.model_copy(update={"hidden_weight": settings.hidden_weight}),
         }
     )
-    return space, inputs
+    # Fewer steps than examples: read the seeded subset the run can see, so the teacher labels only those.
+    capped = (space.dataset.max_train_examples or total) < total
+    return space, inputs_for(space) if capped else everything, total
 
 
 def train_candidate(
@@ -131,11 +139,10 @@ def train_candidate(
     """Train ``trial``'s recipe at full length, score it on test, and log it in a run left open."""
     out = Path(study.user_attrs.get("out") or ".")
     settings = TrialSettings.from_params(trial.user_attrs["settings"])
-    space, inputs = trial_space(study, settings, steps, epochs)
-    used = min(inputs.train_examples, space.dataset.max_train_examples or inputs.train_examples)
+    space, inputs, total = trial_space(study, settings, steps, epochs)
     log(
-        f"train: trial {trial.number} at full length: {space.train.steps} steps on {used} of "
-        f"{inputs.train_examples} examples"
+        f"train: trial {trial.number} at full length: {space.train.steps} steps on "
+        f"{inputs.train_examples} of {total} examples"
     )
     job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log)
     outcome = run_trial(settings, job, on_step)

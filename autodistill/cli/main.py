@@ -16,8 +16,10 @@ from autodistill import __version__
 from autodistill.cli.common import EXIT_INTERRUPTED, fail, quiet_libraries
 from autodistill.cli.lm_teacher_command import add_parser as add_lm_teacher_parser
 from autodistill.cli.lm_teacher_command import cmd_lm_teacher
-from autodistill.cli.study_commands import cmd_export, cmd_report, cmd_train
+from autodistill.cli.study_commands import cmd_export, cmd_report, study_locator
 from autodistill.cli.teacher_command import cmd_teacher
+from autodistill.cli.train_command import add_parser as add_train_parser
+from autodistill.cli.train_command import cmd_train
 from autodistill.util.files import writable
 
 
@@ -104,12 +106,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_study_flags(validate)
 
-    def study_locator(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--out", help="the directory a search wrote (holds optuna.db)")
-        p.add_argument("--storage", help="Optuna storage URL instead of --out, e.g. postgresql://...")
-        p.add_argument("--study", help="study name (needed when the storage holds several)")
-        p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the search used)")
-
     report = sub.add_parser(
         "report",
         help="write report.html and pareto.csv for a study",
@@ -138,24 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     study_locator(export)
 
-    train = sub.add_parser(
-        "train",
-        help="distil a chosen trial's student again at full length, export and register it",
-        description="Train TRIAL's recipe (architecture, init seed, λ, T, learning rate) again at full length on "
-        "all training examples, log it under the study in MLflow, export it, and register it in the MLflow "
-        "Model Registry. Prints the accuracy before and after.",
-    )
-    train.add_argument("trial", type=int, metavar="TRIAL", help="trial number, from pareto.csv or the report")
-    length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="optimisation steps")
-    length.add_argument("--epochs", type=float, help="passes over all training examples (default 1)")
-    train.add_argument("--to", type=Path, help="export directory (default: OUT/exports/trial-N-full)")
-    train.add_argument("--model-name", help="registered model name (default: STUDY-student)")
-    train.add_argument(
-        "--cache-dir",
-        help="directory for the teacher's targets (default: the one the search used, else OUT/cache)",
-    )
-    study_locator(train)
+    add_train_parser(sub)
 
     teacher = sub.add_parser(
         "teacher",

@@ -1,4 +1,4 @@
-"""`autodistill report`, `export` and `train`: the commands that read a finished study."""
+"""`autodistill report` and `export`: commands that read a finished study (and what `train` shares with them)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from autodistill.cli.common import fail, quiet_libraries
-from autodistill.store.locations import check_tracking
 from autodistill.util.errors import first_line
 from autodistill.util.files import replaceable, writable
 
 
-def _open_study(args: argparse.Namespace) -> Any:
+def study_locator(p: argparse.ArgumentParser) -> None:
+    """The flags of every command that reads a finished study."""
+    p.add_argument("--out", help="the directory a search wrote (holds optuna.db)")
+    p.add_argument("--storage", help="Optuna storage URL instead of --out, e.g. postgresql://...")
+    p.add_argument("--study", help="study name (needed when the storage holds several)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: the one the search used)")
+
+
+def open_study(args: argparse.Namespace) -> Any:
     from autodistill.store.studies import open_existing
 
     quiet_libraries()
@@ -23,7 +30,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from autodistill.store.studies import StudyError, study_dir, tracking_uri
 
     try:
-        study = _open_study(args)
+        study = open_study(args)
         uri = tracking_uri(study, args.tracking_uri, args.out)
     except StudyError as exc:
         return fail([str(exc)])
@@ -59,7 +66,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if problem:
         return fail([problem])
     try:
-        study = _open_study(args)
+        study = open_study(args)
         trial = completed_trial(study, args.trial)
         from autodistill.deliver.export import export_trial
 
@@ -71,56 +78,4 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"exported trial {args.trial} to {result['path']}")
     if "onnx_max_abs_diff" in result:
         print(f"model.onnx: largest logit gap to torch {result['onnx_max_abs_diff']:.1e}")
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from autodistill.store.studies import StudyError, completed_trial, study_dir, tracking_uri
-
-    for flag, value in (("--steps", args.steps), ("--epochs", args.epochs)):
-        if value is not None and value <= 0:
-            return fail([f"{flag} {value}: must be positive"])
-    try:
-        study = _open_study(args)
-        trial = completed_trial(study, args.trial)
-        uri = tracking_uri(study, args.tracking_uri, args.out)
-    except StudyError as exc:
-        return fail([str(exc)])
-    from tqdm.auto import tqdm
-
-    from autodistill.deliver.full_training import train_full_length
-
-    to = args.to or study_dir(study, args.out) / "exports" / f"trial-{trial.number}-full"
-    name = args.model_name or f"{study.study_name}-student"
-    problems = [p for p in (destination_problem(to), check_tracking(uri)) if p]
-    if args.cache_dir and not writable(Path(args.cache_dir)):
-        problems.append(f"--cache-dir {args.cache_dir}: cannot write there; choose a writable directory")
-    if any(q in name for q in "'\"\\"):
-        problems.append(
-            f"--model-name {name}: quotes and backslashes are not allowed in a registered model name"
-        )
-    if problems:
-        return fail(problems)
-    with tqdm(desc=f"trial {trial.number} full length", unit="step", disable=None) as bar:
-        try:
-            result = train_full_length(
-                study,
-                trial,
-                args.steps,
-                args.epochs,
-                to,
-                name,
-                uri,
-                Path(args.cache_dir) if args.cache_dir else None,
-                lambda m: print(m, flush=True),
-                lambda step, loss: bar.update(1),
-            )
-        # a moved teacher or dataset, a registry error, ...: one line, not a traceback
-        except (OSError, RuntimeError, ValueError) as exc:
-            return fail([f"train {trial.number}: {first_line(exc)}"])
-    print(
-        f"trial {trial.number}: {result.metric} {result.before:.4f} after the search's short run → {result.after:.4f} "
-        f"after {result.steps} steps (validation); test {result.metric} {result.test_after:.4f}\nexported to {result.export['path']}\n"
-        f"registered as '{result.model_name}' version {result.model_version} (MLflow run {result.run_id})"
-    )
     return 0

@@ -1,8 +1,10 @@
-"""``autodistill train TRIAL``: the chosen student's recipe again, at full length, then export and register.
+"""``autodistill train TRIAL``: the chosen student's recipe again, at full length, then export and register;
+``autodistill train --best N``: the same for N front students, registering the best on validation.
 
 Same architecture, init seed, λ, T and learning rate as the trial; more steps and all training
-examples (the teacher's logits on them are cached like a search's). The run is logged in the study's
-MLflow experiment under its parent run, and the exported model is registered in the Model Registry.
+examples (the teacher's logits on them are cached like a search's, keyed by content, so candidates
+after the first reuse them). Each run is logged in the study's MLflow experiment under its parent run,
+and the exported model is registered in the Model Registry.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from autodistill.config.schema import SpaceConfig
+from autodistill.deliver.choosing import best_after_training
 from autodistill.deliver.export import card_facts, study_space, study_task, write_export
 from autodistill.search.inputs import inspect_inputs
 from autodistill.search.preparation import prepare_job
 from autodistill.search.sampling import TrialSettings
 from autodistill.search.test_scores import score_on_test, test_metric
-from autodistill.search.trial import run_trial
+from autodistill.search.trial import TrialOutcome, run_trial
 from autodistill.store.studies import study_cache_dir
-from autodistill.store.tracking import Tracker
+from autodistill.store.tracking import CHOICE_TAG, Tracker
+from autodistill.tasks.base import TaskInputs
 
 ALL_EXAMPLES = 10**12
 
@@ -56,6 +60,148 @@ def full_length_space(
     )
 
 
+@dataclass
+class Candidate:
+    """One trial's student trained at full length, scored on validation and test, logged in MLflow
+    (its run still open), not yet exported."""
+
+    trial: Any
+    space: SpaceConfig
+    settings: TrialSettings
+    outcome: TrialOutcome
+    metric: str
+    before: float  # validation, after the search's short run
+    run_id: str
+
+    @property
+    def after(self) -> float:
+        return self.outcome.metrics[self.metric]
+
+    @property
+    def test_after(self) -> float:
+        return self.outcome.metrics[test_metric(self.metric)]
+
+
+@dataclass
+class BestResult:
+    candidates: list[Candidate]  # best validation before training first
+    chosen: int  # index of the registered one: best validation after training
+    direction: str
+    export: dict[str, Any]
+    model_name: str
+    model_version: str
+
+
+def study_tracker(study: Any, tracking_uri: str) -> Tracker:
+    out = Path(study.user_attrs.get("out") or ".")
+    tracker = Tracker(tracking_uri, study.study_name, out / "mlartifacts")
+    tracker.parent_run_id = study.user_attrs.get("mlflow_parent_run_id", "")
+    return tracker
+
+
+def inputs_for(space: SpaceConfig) -> TaskInputs:
+    inputs, problems = inspect_inputs(space)
+    if inputs is None:
+        raise ValueError("; ".join(problems))
+    return inputs
+
+
+def trial_space(
+    study: Any, settings: TrialSettings, steps: int | None, epochs: float | None
+) -> tuple[SpaceConfig, TaskInputs, int]:
+    """The full-length space for one trial's student, the inputs it reads, and how many training
+    examples there are in all."""
+    everything = inputs_for(full_length_space(study, None, 1.0, 1))  # every example, to count them
+    total = everything.train_examples
+    space = full_length_space(study, steps, epochs, total)
+    # Only this student's depth is trained: the teacher's hidden states are needed for its layers alone.
+    space = space.model_copy(
+        update={
+            "student": space.student.model_copy(update={"depth": settings.arch.depth}),
+            "distill": space.distill.model_copy(update={"hidden_weight": settings.hidden_weight}),
+        }
+    )
+    # Fewer steps than examples: read the seeded subset the run can see, so the teacher labels only those.
+    capped = (space.dataset.max_train_examples or total) < total
+    return space, inputs_for(space) if capped else everything, total
+
+
+def train_candidate(
+    study: Any,
+    trial: Any,
+    steps: int | None,
+    epochs: float | None,
+    tracker: Tracker,
+    cache_dir: Path | None,
+    log: Callable[[str], None],
+    on_step: Callable[[int, float], None] | None = None,
+) -> Candidate:
+    """Train ``trial``'s recipe at full length, score it on test, and log it in a run left open."""
+    out = Path(study.user_attrs.get("out") or ".")
+    settings = TrialSettings.from_params(trial.user_attrs["settings"])
+    space, inputs, total = trial_space(study, settings, steps, epochs)
+    log(
+        f"train: trial {trial.number} at full length: {space.train.steps} steps on "
+        f"{inputs.train_examples} of {total} examples"
+    )
+    job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log)
+    outcome = run_trial(settings, job, on_step)
+    outcome.metrics.update(score_on_test(job, outcome.student))  # the honest figure: nothing chose on it
+    metric = study_task(study).metric
+    before = float(trial.user_attrs["metrics"][metric])
+    run_id = tracker.start_full_training(trial.number)
+    try:
+        params = {"train.steps": space.train.steps, "source_trial": trial.number}
+        tracker.log_params(run_id, {**settings.as_params(), **params, "train_examples": len(job.data.train)})
+        tracker.log_curve(run_id, "train_loss", outcome.losses)
+        for part, values in outcome.loss_parts.items():
+            tracker.log_curve(run_id, f"train_loss_{part}", values)
+        tracker.log_metrics(run_id, {**outcome.metrics, f"{metric}_before": before})
+    except BaseException:
+        tracker.end_run(run_id, "FAILED")
+        raise
+    return Candidate(trial, space, settings, outcome, metric, before, run_id)
+
+
+def deliver(
+    study: Any, candidate: Candidate, tracker: Tracker, to: Path, model_name: str
+) -> tuple[dict[str, Any], str]:
+    """Export the candidate's student to ``to``, register it, and end its run; returns what was
+    exported and the registered version. The run never stays RUNNING: an export or registry error
+    ends it as FAILED."""
+    from transformers import AutoTokenizer
+
+    trial, space, run_id = candidate.trial, candidate.space, candidate.run_id
+    try:
+        facts = card_facts(study, trial.number, space, run_id)
+        metrics = candidate.outcome.metrics
+        card = study_task(study).model_card(
+            f"autodistill student: study {study.study_name}, trial {trial.number}, full length",
+            candidate.settings.as_params(),
+            metrics,
+            facts,
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(space.teacher))
+        exported = write_export(
+            candidate.outcome.student,
+            tokenizer,
+            to,
+            card,
+            {**facts, "metrics": metrics},
+            onnx=False,
+            sequence_length=space.latency.sequence_length,
+        )
+        # The Model Registry holds a version whose source is this run's copy of the exported directory.
+        version = tracker.register_model(
+            run_id, to, model_name, {"study": study.study_name, "trial": str(trial.number)}
+        )
+    except BaseException:
+        tracker.end_run(run_id, "FAILED")
+        raise
+    tracker.end_run(run_id, "FINISHED")
+    return exported, version
+
+
 def train_full_length(
     study: Any,
     trial: Any,
@@ -69,84 +215,76 @@ def train_full_length(
     on_step: Callable[[int, float], None] | None = None,
 ) -> FullLengthResult:
     """``cache_dir``: ``--cache-dir``, else the study's own cache directory (shared by its workers)."""
-    from transformers import AutoTokenizer
-
-    out = Path(study.user_attrs.get("out") or ".")
-    space = full_length_space(study, None, 1.0, 1)  # every example, to count them
-    inputs, problems = inspect_inputs(space)
-    if inputs is None:
-        raise ValueError("; ".join(problems))
-    train_examples = inputs.train_examples
-    space = full_length_space(study, steps, epochs, train_examples)
-    settings = TrialSettings.from_params(trial.user_attrs["settings"])
-    # Only this student's depth is trained: the teacher's hidden states are needed for its layers alone.
-    space = space.model_copy(
-        update={
-            "student": space.student.model_copy(update={"depth": settings.arch.depth}),
-            "distill": space.distill.model_copy(update={"hidden_weight": settings.hidden_weight}),
-        }
-    )
-    used = min(train_examples, space.dataset.max_train_examples or train_examples)
-    log(
-        f"train: trial {trial.number} at full length: {space.train.steps} steps on {used} of {train_examples} examples"
-    )
-    job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log)
-    outcome = run_trial(settings, job, on_step)
-    outcome.metrics.update(score_on_test(job, outcome.student))  # the honest figure: nothing chose on it
-
-    task = study_task(study)
-    tracker = Tracker(tracking_uri, study.study_name, out / "mlartifacts")
-    tracker.parent_run_id = study.user_attrs.get("mlflow_parent_run_id", "")
-    run_id = tracker.start_full_training(trial.number)
-    try:  # the run never stays RUNNING: an export or registry error ends it as FAILED
-        tracker.log_params(
-            run_id,
-            {
-                **settings.as_params(),
-                "train.steps": space.train.steps,
-                "source_trial": trial.number,
-                "train_examples": len(job.data.train),
-            },
-        )
-        tracker.log_curve(run_id, "train_loss", outcome.losses)
-        for part, values in outcome.loss_parts.items():
-            tracker.log_curve(run_id, f"train_loss_{part}", values)
-        before = float(trial.user_attrs["metrics"][task.metric])
-        tracker.log_metrics(run_id, {**outcome.metrics, f"{task.metric}_before": before})
-
-        facts = card_facts(study, trial.number, space, run_id)
-        card = task.model_card(
-            f"autodistill student: study {study.study_name}, trial {trial.number}, full length",
-            settings.as_params(),
-            outcome.metrics,
-            facts,
-        )
-        tokenizer = AutoTokenizer.from_pretrained(str(space.teacher))
-        exported = write_export(
-            outcome.student,
-            tokenizer,
-            to,
-            card,
-            {**facts, "metrics": outcome.metrics},
-            onnx=False,
-            sequence_length=space.latency.sequence_length,
-        )
-        # The Model Registry holds a version whose source is this run's copy of the exported directory.
-        version = tracker.register_model(
-            run_id, to, model_name, {"study": study.study_name, "trial": str(trial.number)}
-        )
-    except BaseException:
-        tracker.end_run(run_id, "FAILED")
-        raise
-    tracker.end_run(run_id, "FINISHED")
+    tracker = study_tracker(study, tracking_uri)
+    candidate = train_candidate(study, trial, steps, epochs, tracker, cache_dir, log, on_step)
+    exported, version = deliver(study, candidate, tracker, to, model_name)
     return FullLengthResult(
-        metric=task.metric,
-        before=before,
-        after=outcome.metrics[task.metric],
-        test_after=outcome.metrics[test_metric(task.metric)],
-        steps=space.train.steps,
+        metric=candidate.metric,
+        before=candidate.before,
+        after=candidate.after,
+        test_after=candidate.test_after,
+        steps=candidate.space.train.steps,
         export=exported,
-        run_id=run_id,
+        run_id=candidate.run_id,
         model_name=model_name,
         model_version=version,
     )
+
+
+def keep_as_candidate(tracker: Tracker, candidate: Candidate) -> None:
+    """A trained, logged candidate that is not registered: its run is kept, tagged, and finished."""
+    tracker.set_tag(candidate.run_id, CHOICE_TAG, "candidate")
+    tracker.end_run(candidate.run_id, "FINISHED")
+
+
+def train_candidates(
+    study: Any,
+    trials: list[Any],
+    steps: int | None,
+    epochs: float | None,
+    tracker: Tracker,
+    cache_dir: Path | None,
+    log: Callable[[str], None],
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[Candidate]:
+    """Each trial at full length, in order; when one fails, those already trained keep their runs."""
+    done: list[Candidate] = []
+    try:
+        for trial in trials:
+            done.append(train_candidate(study, trial, steps, epochs, tracker, cache_dir, log, on_step))
+    except BaseException:
+        for candidate in done:
+            keep_as_candidate(tracker, candidate)
+        raise
+    return done
+
+
+def train_best(
+    study: Any,
+    trials: list[Any],
+    steps: int | None,
+    epochs: float | None,
+    destination: Callable[[int], Path],
+    model_name: str,
+    tracking_uri: str,
+    cache_dir: Path | None,
+    log: Callable[[str], None],
+    on_step: Callable[[int, float], None] | None = None,
+) -> BestResult:
+    """Train every trial of ``trials`` at full length and register only the best on validation after
+    training; the others' runs are kept, tagged as candidates. ``destination(n)``: where trial n's
+    student is exported.
+
+    The test score is reported for each candidate but never chosen on: picking the best of N on test
+    would make the registered student's test figure optimistic."""
+    tracker = study_tracker(study, tracking_uri)
+    candidates = train_candidates(study, trials, steps, epochs, tracker, cache_dir, log, on_step)
+    direction = study_task(study).direction
+    chosen = best_after_training([c.after for c in candidates], direction)
+    for i, candidate in enumerate(candidates):
+        if i != chosen:
+            keep_as_candidate(tracker, candidate)
+    best = candidates[chosen]
+    tracker.set_tag(best.run_id, CHOICE_TAG, "registered")
+    exported, version = deliver(study, best, tracker, destination(best.trial.number), model_name)
+    return BestResult(candidates, chosen, direction, exported, model_name, version)

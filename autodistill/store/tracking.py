@@ -24,6 +24,8 @@ STATE_TAG = "optuna.trial_state"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 FRONT_TAG = "autodistill.on_front"
+# `train --best N`: "registered" on the run whose student was registered, "candidate" on the others
+CHOICE_TAG = "autodistill.choice"
 # MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics, models)
 # instead of inferring a kind from what the experiment holds.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}

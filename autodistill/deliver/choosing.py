@@ -1,0 +1,69 @@
+"""``autodistill train --best N``: which front students to train at full length, and which to register.
+
+Pure: trials are read only through ``trial.number`` and ``trial.user_attrs["metrics"]``, so stand-in
+objects test it. The candidates are chosen on the search's validation scores, the registered student on
+its validation score after full-length training. Test scores are never read here: choosing on them
+would make the reported test figure an optimistic one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class ChoiceError(ValueError):
+    """No front student meets the bound; the message names the flag and the fastest student."""
+
+
+def latency(trial: Any) -> float:
+    return float(trial.user_attrs["metrics"]["latency_ms"])
+
+
+def quality(trial: Any, metric: str) -> float:
+    return float(trial.user_attrs["metrics"][metric])
+
+
+def latency_limit(max_ms: float | None, fraction: float | None, teacher_ms: float | None) -> float:
+    """The bound in ms: ``--max-latency-ms`` as given, or ``--max-latency-fraction`` of the teacher's
+    latency as the study recorded it."""
+    if max_ms is not None:
+        return max_ms
+    if fraction is None:
+        raise ChoiceError("--best needs a latency bound: --max-latency-ms X or --max-latency-fraction F")
+    if teacher_ms is None:
+        raise ChoiceError(
+            "--max-latency-fraction: the study recorded no teacher latency; give --max-latency-ms"
+        )
+    return fraction * teacher_ms
+
+
+def select_candidates(
+    front: Sequence[Any], n: int, limit_ms: float, metric: str, direction: str, bound: str
+) -> list[Any]:
+    """The ``n`` front students at or under ``limit_ms`` with the best validation ``metric`` (higher
+    is better when ``direction`` is ``maximize``), best first; ties go to the faster, then the earlier
+    trial. ``bound`` names the flag (and the limit) for the error.
+
+    Raises:
+        ChoiceError: no front student is that fast (the message gives the fastest one's latency).
+    """
+    under = [t for t in front if latency(t) <= limit_ms]
+    if not under:
+        if not front:
+            raise ChoiceError("--best: the study's front is empty; no trial completed")
+        fastest = min(front, key=latency)
+        raise ChoiceError(
+            f"{bound}: no front student is that fast; the fastest, trial {fastest.number}, "
+            f"takes {latency(fastest):.3g} ms"
+        )
+    sign = -1.0 if direction == "maximize" else 1.0
+    ranked = sorted(under, key=lambda t: (sign * quality(t, metric), latency(t), t.number))
+    return ranked[:n]
+
+
+def best_after_training(after: Sequence[float], direction: str) -> int:
+    """The index of the best validation score after full-length training (the first on a tie, i.e.
+    the candidate that was better before). Test scores are deliberately not an input."""
+    pick = max if direction == "maximize" else min
+    return after.index(pick(after))

@@ -1,0 +1,87 @@
+"""`train --best N`'s choices, pure: which front students are candidates, which one is registered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from autodistill.deliver.choosing import (
+    ChoiceError,
+    best_after_training,
+    latency_limit,
+    select_candidates,
+)
+
+
+@dataclass
+class Trial:
+    """A stand-in for an Optuna FrozenTrial: a number and the metrics the search stored."""
+
+    number: int
+    user_attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def trial(number: int, latency_ms: float, **metrics: float) -> Trial:
+    return Trial(number, {"metrics": {"latency_ms": latency_ms, **metrics}})
+
+
+FRONT = [
+    trial(0, 1.0, accuracy=0.70, perplexity=30.0),
+    trial(1, 2.0, accuracy=0.80, perplexity=20.0),
+    trial(2, 3.0, accuracy=0.90, perplexity=10.0),  # best, but the slowest
+    trial(3, 0.5, accuracy=0.60, perplexity=40.0),  # the fastest
+    trial(4, 2.0, accuracy=0.85, perplexity=15.0),
+]
+
+
+def numbers(trials: list[Any]) -> list[int]:
+    return [t.number for t in trials]
+
+
+def test_the_n_best_under_the_bound_best_first() -> None:
+    assert numbers(select_candidates(FRONT, 2, 2.0, "accuracy", "maximize", "--max-latency-ms 2")) == [4, 1]
+    assert numbers(select_candidates(FRONT, 3, 2.5, "accuracy", "maximize", "b")) == [4, 1, 0]
+    assert numbers(select_candidates(FRONT, 9, 10.0, "accuracy", "maximize", "b")) == [2, 4, 1, 0, 3]
+
+
+def test_the_bound_is_inclusive_and_fewer_than_n_is_not_an_error() -> None:
+    assert numbers(select_candidates(FRONT, 3, 1.0, "accuracy", "maximize", "b")) == [0, 3]
+
+
+def test_direction_is_respected() -> None:
+    # perplexity: lower is better, so the same students rank in the same order as accuracy here
+    assert numbers(select_candidates(FRONT, 2, 2.0, "perplexity", "minimize", "b")) == [4, 1]
+    # accuracy minimised (a direction that only tests the sign): the worst accuracy comes first
+    assert numbers(select_candidates(FRONT, 2, 2.0, "accuracy", "minimize", "b")) == [3, 0]
+
+
+def test_ties_go_to_the_faster_then_the_earlier_trial() -> None:
+    tied = [trial(5, 2.0, accuracy=0.8), trial(6, 1.0, accuracy=0.8), trial(7, 1.0, accuracy=0.8)]
+    assert numbers(select_candidates(tied, 3, 5.0, "accuracy", "maximize", "b")) == [6, 7, 5]
+
+
+def test_nothing_under_the_bound_names_the_fastest_student() -> None:
+    with pytest.raises(ChoiceError) as caught:
+        select_candidates(FRONT, 2, 0.1, "accuracy", "maximize", "--max-latency-ms 0.1")
+    assert str(caught.value) == (
+        "--max-latency-ms 0.1: no front student is that fast; the fastest, trial 3, takes 0.5 ms"
+    )
+    with pytest.raises(ChoiceError, match="front is empty"):
+        select_candidates([], 2, 1.0, "accuracy", "maximize", "b")
+
+
+def test_the_latency_limit() -> None:
+    assert latency_limit(3.0, None, 8.0) == 3.0
+    assert latency_limit(None, 0.25, 8.0) == 2.0  # a quarter of the teacher's latency
+    with pytest.raises(ChoiceError, match="needs a latency bound"):
+        latency_limit(None, None, 8.0)
+    with pytest.raises(ChoiceError, match="recorded no teacher latency"):
+        latency_limit(None, 0.5, None)
+
+
+def test_the_registered_one_is_best_on_validation_after_training() -> None:
+    assert best_after_training([0.80, 0.85, 0.82], "maximize") == 1
+    assert best_after_training([12.0, 9.5, 11.0], "minimize") == 1
+    assert best_after_training([0.8, 0.8], "maximize") == 0  # a tie: the one that was better before

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +144,71 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory, tiny_teacher: Path, sst
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
+
+
+# `.ci/run` starts a real PostgreSQL server on loopback and sets this to a URL of a role allowed to
+# create databases; elsewhere the PostgreSQL tests are skipped unless it is set.
+POSTGRES = os.environ.get("AUTODISTILL_TEST_PG")
+
+
+@contextmanager
+def postgres_databases(*kinds: str) -> Iterator[list[str]]:
+    """Fresh PostgreSQL databases, one URL per kind, dropped afterwards; fails in CI without a server."""
+    if not POSTGRES:
+        if os.environ.get("CI"):
+            pytest.fail("CI must start PostgreSQL and set AUTODISTILL_TEST_PG (see .ci/run)")
+        pytest.skip("set AUTODISTILL_TEST_PG=postgresql://user:password@127.0.0.1:5432 to run")
+    import sqlalchemy
+
+    names = [f"autodistill_{kind}_{uuid.uuid4().hex[:8]}" for kind in kinds]
+    engine = sqlalchemy.create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for name in names:
+            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield [f"{POSTGRES}/{name}" for name in names]
+    finally:
+        with engine.connect() as connection:
+            for name in names:
+                connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def http_server(cmd: list[str], url: str, log: Path, timeout: float = 180.0) -> Iterator[None]:
+    """Start a server command in its own process group, wait until ``url`` answers 200, stop it after."""
+    import urllib.request
+
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{cmd[:4]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"{url} did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield
+    finally:
+        import signal
+
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the workers it started
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

@@ -6,10 +6,9 @@ URL of a role allowed to create databases; elsewhere the test is skipped unless 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -17,28 +16,15 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from tests.conftest import postgres_databases
+
 pytestmark = pytest.mark.slow
-SERVER = os.environ.get("AUTODISTILL_TEST_PG")
 
 
 @pytest.fixture
-def databases() -> tuple[str, str]:
-    if not SERVER:
-        if os.environ.get("CI"):
-            pytest.fail("CI must start PostgreSQL and set AUTODISTILL_TEST_PG (see .ci/run)")
-        pytest.skip("set AUTODISTILL_TEST_PG=postgresql://user:password@127.0.0.1:5432 to run")
-    import sqlalchemy
-
-    names = [f"autodistill_{kind}_{uuid.uuid4().hex[:8]}" for kind in ("optuna", "mlflow")]
-    engine = sqlalchemy.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for name in names:
-            connection.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    yield f"{SERVER}/{names[0]}", f"{SERVER}/{names[1]}"
-    with engine.connect() as connection:
-        for name in names:
-            connection.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+def databases() -> Iterator[tuple[str, str]]:
+    with postgres_databases("optuna", "mlflow") as (optuna_db, mlflow_db):
+        yield optuna_db, mlflow_db
 
 
 def test_two_workers_share_one_study(

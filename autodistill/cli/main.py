@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a trial's student as a Hugging Face model directory (and ONNX)",
         description="Write the student of TRIAL (saved at trial time for trials on the front) as a model "
         "directory that AutoModelForSequenceClassification.from_pretrained loads: safetensors, config with "
-        "id2label, tokenizer, model card; --onnx adds model.onnx checked against torch.",
+        "id2label, tokenizer, model card; --onnx adds model.onnx checked against torch. On a machine "
+        "that does not hold the saved student, it is downloaded from the trial's MLflow run (a tracking "
+        "server's artifact store).",
     )
     export.add_argument(
         "trial", type=int, metavar="TRIAL", help="trial number, from pareto.csv or the report"

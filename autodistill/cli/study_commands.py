@@ -60,7 +60,7 @@ def destination_problem(to: Path) -> str | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from autodistill.store.studies import StudyError, completed_trial
+    from autodistill.store.studies import StudyError, completed_trial, tracking_uri
 
     problem = destination_problem(args.to)
     if problem:
@@ -70,11 +70,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         trial = completed_trial(study, args.trial)
         from autodistill.deliver.export import export_trial
 
-        result = export_trial(study, trial, args.to, args.onnx)
+        # asked only when this machine does not hold the student: it is then fetched from MLflow
+        result = export_trial(
+            study, trial, args.to, args.onnx, lambda: tracking_uri(study, args.tracking_uri, args.out)
+        )
     except StudyError as exc:
         return fail([str(exc)])
     except (OSError, RuntimeError, ValueError) as exc:  # a moved tokenizer, an ONNX mismatch, ...
         return fail([f"export {args.trial}: {first_line(exc)}"])
+    if "downloaded_from_run" in result:
+        print(f"student: downloaded from MLflow run {result['downloaded_from_run']}")
     print(f"exported trial {args.trial} to {result['path']}")
     if "onnx_max_abs_diff" in result:
         print(f"model.onnx: largest logit gap to torch {result['onnx_max_abs_diff']:.1e}")

@@ -56,18 +56,51 @@ class FrontTags:
                 self.known[run_id] = on_front
 
 
+class FrontStudentArtifacts:
+    """Logs the student of a trial this worker just finished, with the teacher's tokenizer, as the
+    ``student/`` artifacts of its MLflow run when it is on the front. A trial joins the front only when
+    it finishes (later trials can only push it off), and only the worker that ran it is sure to hold
+    its saved student, so each front student is logged once, by that worker."""
+
+    def __init__(self, tracker: Tracker, tokenizer: Any):
+        self.tracker, self.tokenizer = tracker, tokenizer
+
+    def __call__(self, front: list[Any], trial: Any) -> None:
+        import shutil
+        import tempfile
+
+        if trial is None or trial.state.name != "COMPLETE" or trial.number not in {t.number for t in front}:
+            return
+        path, run_id = trial.user_attrs.get("student_dir"), trial.user_attrs.get("mlflow_run_id")
+        if not path or not run_id or not Path(path).is_dir():
+            return
+        with tempfile.TemporaryDirectory(prefix="autodistill-student-") as tmp:
+            student = Path(tmp) / "student"
+            shutil.copytree(path, student)
+            self.tokenizer.save_pretrained(student)  # a model directory that loads without the teacher
+            self.tracker.log_student(run_id, student)
+
+
 class FrontUpkeep:
     """After each trial, from one snapshot of the study: delete students off the front, keep the
-    MLflow ``on_front`` tags in step, and score students that joined the front on the test examples."""
+    MLflow ``on_front`` tags in step, log the finished trial's student when it joined the front, and
+    score students that joined the front on the test examples."""
 
     def __init__(self, job: Job, tracker: Tracker):
         self.tags = FrontTags(tracker)
+        # Through a tracking server, front students are logged for `export` on other machines; with a
+        # local store, OUT/students already holds them and a second copy would double the disk.
+        remote = tracker.tracking_uri.startswith(("http://", "https://"))
+        self.students = FrontStudentArtifacts(tracker, job.tokenizer) if remote else None
         self.test_scores = FrontTestScores(job, tracker)
 
-    def __call__(self, study: Any, _trial: Any = None) -> None:
+    def __call__(self, study: Any, trial: Any = None) -> None:
+        """``trial``: the trial this worker has just finished (None when called after the search)."""
         finished, front = front_snapshot(study)
         keep_front_students(finished, front)
         self.tags(finished, front)
+        if self.students:
+            self.students(front, trial)
         self.test_scores(study, front)
 
 

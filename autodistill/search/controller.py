@@ -122,7 +122,7 @@ def _optimize(
 
     def report_trial(study: Any, trial: Any) -> None:
         log(progress_line(trial, finished_trials(study), trials, job.task.metric))
-        upkeep(study)
+        upkeep(study, trial)
         close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
 
     study.optimize(

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from autodistill.store.locations import redact
+from autodistill.util.errors import first_line
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
@@ -26,6 +29,10 @@ MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
 FRONT_TAG = "autodistill.on_front"
 # `train --best N`: "registered" on the run whose student was registered, "candidate" on the others
 CHOICE_TAG = "autodistill.choice"
+# A front student's model directory (weights, config, tokenizer) logged on its trial's run, so that
+# `autodistill export` works on a machine that does not hold the worker's saved students.
+STUDENT_ARTIFACT = "student"
+STUDENT_TAG = "autodistill.student_artifact"
 # MLflow 3's UI opens an experiment of this kind in its model-training view (runs, metrics, models)
 # instead of inferring a kind from what the experiment holds.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -191,6 +198,11 @@ class Tracker:
     def log_artifact(self, run_id: str, path: Path) -> None:
         self.client.log_artifact(run_id, str(path))
 
+    def log_student(self, run_id: str, directory: Path) -> None:
+        """Log a student's model directory as the run's ``student/`` artifacts, then tag the run."""
+        self.client.log_artifacts(run_id, str(directory), STUDENT_ARTIFACT)
+        self.client.set_tag(run_id, STUDENT_TAG, STUDENT_ARTIFACT)
+
     def log_text(self, run_id: str, text: str, name: str) -> None:
         self.client.log_text(run_id, text, name)
 
@@ -233,6 +245,26 @@ class Tracker:
             name, source=f"{self.client.get_run(run_id).info.artifact_uri}/model", run_id=run_id, tags=tags
         )
         return str(version.version)
+
+
+def download_student(tracking_uri: str, run_id: str, destination: Path) -> Path | None:
+    """Download the student logged on a trial's run into ``destination`` (an existing directory); its
+    path, or None when the run has no student artifact. Reads only: no experiment or run is created.
+
+    Raises:
+        RuntimeError: the tracking store cannot be read or the download fails (one line).
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri)
+        artifact = client.get_run(run_id).data.tags.get(STUDENT_TAG)
+        if not artifact:
+            return None
+        return Path(client.download_artifacts(run_id, artifact, str(destination)))
+    except MlflowException as exc:
+        raise RuntimeError(f"MLflow run {run_id}: {redact(first_line(exc))}") from None
 
 
 def log_teacher_run(tracking_uri: str, card: dict[str, Any], losses: list[float], out: Path) -> str:

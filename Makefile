@@ -20,7 +20,7 @@ TRAGEDIES = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test lint demo demo-lm demo-sst2 bench bench-latency bench-quality clean
+.PHONY: install test lint demo demo-lm demo-sst2 bench bench-latency bench-quality bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -78,6 +78,15 @@ SEEDS ?= 0 1 2
 bench-quality: install
 	$(PY) -c "import accelerate" 2>/dev/null || $(PY) -m pip install -q 'accelerate>=1.1'
 	$(PY) benchmarks/search_quality.py --budget-minutes $(BUDGET) --seeds $(SEEDS) --out runs/search-quality-$(BUDGET)min
+
+# Many workers on one PostgreSQL study (a stand-in trial that sleeps): trials/s, seconds in Optuna and MLflow,
+# SQL statements per trial, duplicates and lost trials. Needs AUTODISTILL_TEST_PG (a role that may create
+# databases) or SCALE_FLAGS="--storage URL --tracking-uri URL" (two existing databases).
+SCALE_WORKERS ?= 2 4 8
+SCALE_FLAGS ?=
+bench-scale: install
+	@test -n "$$AUTODISTILL_TEST_PG$(SCALE_FLAGS)" || { echo "bench-scale: set AUTODISTILL_TEST_PG=postgresql://USER:PASSWORD@HOST:PORT or SCALE_FLAGS='--storage URL --tracking-uri URL'" >&2; exit 2; }
+	$(PY) benchmarks/scale.py --workers $(SCALE_WORKERS) --trials-per-worker 10 --sleep 0.5 $(SCALE_FLAGS)
 
 clean:
 	rm -rf $(VENV) runs autodistill-runs .pytest_cache .mypy_cache .ruff_cache

@@ -308,7 +308,9 @@ class LatencySpec(BaseModel):
     """How latency is measured: batch 1 on CPU, fixed threads, warm-up, then rounds of timed repeats.
 
     ``repeats`` timed passes are split into ``rounds``; the reported p50 is the median of the round
-    medians, so a burst of load from another process spoils one round, not the figure.
+    medians, so a burst of load from another process spoils one round, not the figure. ``device: cuda``
+    times a batch of ``batch_size`` on the GPU instead (the CPU is the deployment target, so the default
+    measures there even when the trials train on a GPU).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -321,6 +323,31 @@ class LatencySpec(BaseModel):
     warmup: int = Field(5, ge=0, description="untimed passes first")
     repeats: int = Field(75, gt=0, description="timed passes in all, split evenly into the rounds")
     rounds: int = Field(5, gt=0, description="rounds of timed passes (at most repeats)")
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu",
+        description="where the timed passes run: cpu (the deployment target, also when training on a GPU) "
+        "or cuda (batch latency on the GPU)",
+    )
+    batch_size: int = Field(1, gt=0, description="inputs per timed pass; other than 1 only with device cuda")
+
+    @model_validator(mode="after")
+    def _device_fits(self) -> LatencySpec:
+        if self.device == "cpu" and self.batch_size != 1:
+            raise ValueError(
+                f"batch_size {self.batch_size}: CPU latency is batch 1; a batch needs device: cuda"
+            )
+        if self.device == "cuda" and self.backend != "torch":
+            raise ValueError("device: cuda times torch eager on the GPU; use backend: torch with it")
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """What fingerprints and cache keys hold: the settings, less ``device`` and ``batch_size`` at their
+        defaults, so studies, shape figures and teacher references from before they existed still match."""
+        settings = self.model_dump(mode="json")
+        for key, default in (("device", "cpu"), ("batch_size", 1)):
+            if settings[key] == default:
+                del settings[key]
+        return settings
 
 
 class Bound(BaseModel):
@@ -425,6 +452,16 @@ class SpaceConfig(BaseModel):
     latency: LatencySpec = LatencySpec()
     search: SearchSpec = Field(default_factory=SearchSpec, validate_default=True)
     cache: CacheSpec = CacheSpec()
+
+    @field_validator("latency")
+    @classmethod
+    def _latency_fits_the_task(cls, v: LatencySpec, info: ValidationInfo) -> LatencySpec:
+        if v.device == "cuda" and info.data.get("task") == "causal-lm":
+            raise ValueError(
+                "device: cuda is not supported for task: causal-lm (its latency is per-token decoding with "
+                "the KV cache, timed on the CPU); use device: cpu"
+            )
+        return v
 
     @field_validator("search")
     @classmethod

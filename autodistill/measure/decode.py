@@ -16,7 +16,15 @@ from typing import Any
 import torch
 
 from autodistill.config.schema import LatencySpec
-from autodistill.measure.latency import Latency, dummy_input, gc_paused, p95, peak_memory_mb, round_sizes
+from autodistill.measure.latency import (
+    Latency,
+    dummy_input,
+    gc_paused,
+    moved_to,
+    p95,
+    peak_memory_mb,
+    round_sizes,
+)
 
 
 def _elapsed_ms(start: int) -> float:
@@ -25,12 +33,18 @@ def _elapsed_ms(start: int) -> float:
 
 @torch.no_grad()
 def decode_latency(model: Any, spec: LatencySpec) -> Latency:
-    """Per-token decode latency (p50, p95) and prefill latency of ``model`` on the CPU, batch 1.
+    """Per-token decode latency (p50, p95) and prefill latency of ``model`` on the CPU, batch 1 (the model
+    goes back to its device after).
 
     The total length, ``sequence_length`` plus the largest round plus the warm-up, must fit the
     model's positions (``validate`` checks it).
     """
-    model.eval().to("cpu")
+    model.eval()
+    with moved_to(model, "cpu"):  # and back: a student training on a GPU goes on there
+        return _decode_latency(model, spec)
+
+
+def _decode_latency(model: Any, spec: LatencySpec) -> Latency:
     prompt = dummy_input(model, spec.sequence_length)
     # transformers 5 names the KV cache ``cache``; 4.x called it ``past_key_values``.
     name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

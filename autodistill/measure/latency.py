@@ -1,4 +1,4 @@
-"""Batch-1 CPU latency and peak inference memory of a model.
+"""Batch-1 CPU latency (or, on request, batch latency on the GPU) and peak inference memory of a model.
 
 Latency is measured like a benchmark: fixed thread count, warm-up, then rounds of timed repeats with
 the garbage collector paused; p50 is the median of the round medians and p95 the median of the round
@@ -35,17 +35,32 @@ class Latency:
     backend: str  # "torch" or "onnxruntime": what ran the timed passes
     rounds: int  # the timed passes were split into this many rounds
     prefill_ms: float | None = None  # causal LMs: the prompt's forward pass (p50 and p95 are per new token)
+    device: str = "cpu"  # where the timed passes ran
+    batch_size: int = 1  # inputs per timed pass
 
 
-def dummy_input(model: Any, sequence_length: int) -> dict[str, torch.Tensor]:
+def dummy_input(model: Any, sequence_length: int, batch_size: int = 1) -> dict[str, torch.Tensor]:
     vocab = model.config.vocab_size
     ids = torch.randint(
         low=min(1000, vocab - 1),
         high=vocab,
-        size=(1, sequence_length),
+        size=(batch_size, sequence_length),
         generator=torch.Generator().manual_seed(0),
     )
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+@contextlib.contextmanager
+def moved_to(model: Any, device: str) -> Iterator[None]:
+    """``model`` on ``device`` for the block, then back where it was (a student training on a GPU is
+    timed on the CPU, its deployment target, and goes on training on the GPU)."""
+    first = next(model.parameters(), None)
+    home = first.device if first is not None else torch.device("cpu")
+    model.to(device)
+    try:
+        yield
+    finally:
+        model.to(home)
 
 
 @contextlib.contextmanager
@@ -105,25 +120,39 @@ def latency(
     repeats: int,
     rounds: int = 1,
     backend: str = "torch",
+    device: str = "cpu",
+    batch_size: int = 1,
 ) -> Latency:
     """Batch-1 CPU latency of ``model`` on a ``sequence_length``-token input, in torch eager or in
-    onnxruntime (``backend``).
+    onnxruntime (``backend``); with ``device="cuda"``, the latency of a ``batch_size`` batch on the GPU.
 
-    The model is moved to the CPU; ``threads`` intra-op threads are used while timing (torch's
-    setting is restored after). ``repeats`` timed passes are split into ``rounds``. For onnxruntime the
-    graph timed is the one ``autodistill export --onnx`` ships. ``peak_memory_mb`` is torch's figure
-    either way (parameters plus peak activations of one eager forward pass): a property of the model.
+    The model is moved to ``device`` for the measurement and back after; ``threads`` intra-op threads
+    are used while timing (torch's setting is restored after). ``repeats`` timed passes are split into
+    ``rounds``. For onnxruntime the graph timed is the one ``autodistill export --onnx`` ships.
+    ``peak_memory_mb`` is torch's figure either way (parameters plus peak activations of one eager
+    forward pass): a property of the model. On CUDA every timed pass ends with ``torch.cuda.synchronize()``
+    (kernels run asynchronously: unsynchronised, the clock would stop at the launch).
     """
-    model.eval().to("cpu")
-    inputs = dummy_input(model, sequence_length)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        run = onnxruntime_run(model, inputs, threads) if backend == "onnxruntime" else lambda: model(**inputs)
-        p50, p95 = _timed(run, warmup, repeats, rounds)
-        peak = peak_memory_mb(model, inputs)
-    finally:
-        torch.set_num_threads(previous)
+    model.eval()
+    with moved_to(model, device):
+        inputs = {k: v.to(device) for k, v in dummy_input(model, sequence_length, batch_size).items()}
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            if device == "cuda":
+                torch.cuda.synchronize()
+                p50, p95 = _timed(lambda: _synchronized(model(**inputs)), warmup, repeats, rounds)
+                peak = cuda_peak_memory_mb(model, inputs)
+            else:
+                run = (
+                    onnxruntime_run(model, inputs, threads)
+                    if backend == "onnxruntime"
+                    else lambda: model(**inputs)
+                )
+                p50, p95 = _timed(run, warmup, repeats, rounds)
+                peak = peak_memory_mb(model, inputs)
+        finally:
+            torch.set_num_threads(previous)
     return Latency(
         p50_ms=p50,
         p95_ms=p95,
@@ -133,13 +162,41 @@ def latency(
         peak_memory_mb=peak,
         backend=backend,
         rounds=len(round_sizes(repeats, rounds)),
+        device=device,
+        batch_size=batch_size,
     )
 
 
+def _synchronized(output: object) -> object:
+    torch.cuda.synchronize()
+    return output
+
+
+def cuda_peak_memory_mb(model: Any, inputs: dict[str, torch.Tensor]) -> float:
+    """Parameter bytes plus the peak of CUDA memory allocated during one forward pass beyond what was
+    allocated before it."""
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    model(**inputs)
+    torch.cuda.synchronize()
+    return (param_bytes + torch.cuda.max_memory_allocated() - before) / 1e6
+
+
 def measure_latency(model: Any, spec: LatencySpec) -> Latency:
-    """Batch-1 CPU latency of ``model`` as ``spec`` asks: in torch eager or in onnxruntime."""
+    """Latency of ``model`` as ``spec`` asks: batch 1 on the CPU in torch eager or in onnxruntime, or a
+    batch on the GPU (``spec.device``)."""
     return latency(
-        model, spec.sequence_length, spec.threads, spec.warmup, spec.repeats, spec.rounds, spec.backend
+        model,
+        spec.sequence_length,
+        spec.threads,
+        spec.warmup,
+        spec.repeats,
+        spec.rounds,
+        spec.backend,
+        spec.device,
+        spec.batch_size,
     )
 
 

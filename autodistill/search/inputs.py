@@ -19,7 +19,25 @@ from autodistill.tasks import TaskInputs, get_task
 
 def inspect_inputs(space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
     """Read the teacher's config and the dataset (through the space's task), and check they fit each
-    other and the space."""
+    other, the space and this machine."""
+    device = latency_device_problem(space)
+    inputs, problems = _inspect_inputs(space)
+    return (None, [device, *problems]) if device else (inputs, problems)
+
+
+def latency_device_problem(space: SpaceConfig) -> str | None:
+    """``latency.device: cuda`` needs a GPU on this machine (the default, cpu, runs anywhere)."""
+    import torch
+
+    if space.latency.device == "cuda" and not torch.cuda.is_available():
+        return (
+            "latency.device: cuda, but torch finds no CUDA device on this machine; "
+            "use latency.device: cpu (the default) or run on a GPU machine"
+        )
+    return None
+
+
+def _inspect_inputs(space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
     inputs, problems = get_task(space).inspect(space)
     if inputs is None:
         return None, problems

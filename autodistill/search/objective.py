@@ -16,15 +16,18 @@ from autodistill.search.early_stopping import EarlyStopping
 from autodistill.search.preparation import Job
 from autodistill.search.sampling import TrialSettings, sample
 from autodistill.search.shape_cost import StudyLatencyMemo, shape_key
-from autodistill.search.trial import run_trial
+from autodistill.search.trial import TrialRunner, run_trial
 from autodistill.store.tracking import Tracker
 
 
-def make_objective(job: Job, tracker: Tracker, students_dir: Path) -> Callable[[Any], tuple[float, ...]]:
+def make_objective(
+    job: Job, tracker: Tracker, students_dir: Path, run: TrialRunner = run_trial
+) -> Callable[[Any], tuple[float, ...]]:
     """The function Optuna calls per trial: sample → run → record in Optuna and MLflow → objectives.
 
     Each completed trial's student is saved under ``students_dir``; ``keep_front_students`` later
     deletes those that fall off the front, so export never retrains and the disk holds only the front.
+    ``run`` runs the trial itself (``run_trial``; a benchmark passes a stand-in that does not train).
     """
     import optuna
     from tqdm.auto import tqdm
@@ -39,8 +42,17 @@ def make_objective(job: Job, tracker: Tracker, students_dir: Path) -> Callable[[
     }
     lat = space.latency
     # Which runtime and how many threads produced the latency objective: figures differ between them.
-    latency_setup = {"backend": lat.backend, "threads": lat.threads, "sequence_length": lat.sequence_length}
-    latency_setup_text = f"{lat.backend}, {lat.threads} thread(s), batch 1 × {lat.sequence_length} tokens"
+    latency_setup = {
+        "backend": lat.backend,
+        "threads": lat.threads,
+        "sequence_length": lat.sequence_length,
+        "device": lat.device,
+        "batch_size": lat.batch_size,
+    }
+    latency_setup_text = (
+        f"{lat.backend} on {lat.device}, {lat.threads} thread(s), batch {lat.batch_size} × "
+        f"{lat.sequence_length} tokens"
+    )
 
     def latency_memo(trial: Any, run_id: str, settings: TrialSettings) -> StudyLatencyMemo:
         def reused_from(number: int) -> None:
@@ -76,7 +88,7 @@ def make_objective(job: Job, tracker: Tracker, students_dir: Path) -> Callable[[
                         raise optuna.TrialPruned(reason)
 
                 memo = latency_memo(trial, run_id, settings)
-                outcome = run_trial(settings, job, on_step, on_checkpoint, early.steps, memo)
+                outcome = run(settings, job, on_step, on_checkpoint, early.steps, memo)
             start = time.perf_counter()
             student_dir = students_dir / f"trial-{trial.number}"
             outcome.student.save_pretrained(student_dir, safe_serialization=True)

@@ -52,7 +52,7 @@ def matched_layers(space: SpaceConfig, teacher: StudentArch) -> list[int]:
 def measure_model(
     task: Task, model: Any, validation: Any, space: SpaceConfig, device: str
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """The task's quality metric on ``validation``, size, and batch-1 CPU latency; returns
+    """The task's quality metric on ``validation``, size, and latency (``space.latency``); returns
     (metrics, seconds per phase)."""
     start = time.perf_counter()
     quality = task.evaluate(model, validation, space.train.eval_batch_size, device)
@@ -81,7 +81,7 @@ def prepare_job(space: SpaceConfig, inputs: TaskInputs, cache_dir: Path, log: Ca
         test = task.evaluate(teacher, data.test, space.train.eval_batch_size, device)
         return {**metrics, f"test_{task.metric}": test, "depth": arch.depth, "width": arch.width}
 
-    ref_key = [data.key, space.latency.model_dump(), len(data.validation), len(data.test)]
+    ref_key = [data.key, space.latency.identity(), len(data.validation), len(data.test)]
     return Job(
         space=space,
         task=task,

@@ -59,7 +59,7 @@ def shape_key(arch: StudentArch, spec: LatencySpec, teacher_config: Any) -> str:
         "vocab_size": getattr(teacher_config, "vocab_size", None),
         "num_labels": getattr(teacher_config, "num_labels", None),
     }
-    return ATTR_PREFIX + short_hash({"graph": graph, "latency": spec.model_dump(mode="json")})
+    return ATTR_PREFIX + short_hash({"graph": graph, "latency": spec.identity()})
 
 
 def shape_cost(

@@ -142,4 +142,5 @@ def comparable_fingerprint(space: SpaceConfig) -> str:
         exclude={"cache": True, "search": {"sampler", "heartbeat_seconds", "constraints", "early_stopping"}},
     )
     parts["train"].pop("seed", None)
+    parts["latency"] = space.latency.identity()  # as before latency.device and batch_size existed
     return short_hash(parts)

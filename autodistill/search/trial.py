@@ -36,6 +36,14 @@ class TrialOutcome:
     student: Any
 
 
+# What the objective calls to run one trial: ``run_trial``, or a stand-in (``benchmarks/scale.py`` times
+# the objective's Optuna and MLflow plumbing with one that sleeps instead of training).
+TrialRunner = Callable[
+    [TrialSettings, Job, StepCallback | None, CheckpointCallback | None, Iterable[int], LatencyMemo | None],
+    TrialOutcome,
+]
+
+
 def recipe_for(settings: TrialSettings, space: SpaceConfig) -> DistillRecipe:
     t = space.train
     return DistillRecipe(

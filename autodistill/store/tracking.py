@@ -193,7 +193,14 @@ class Tracker:
         self.client.set_terminated(run_id, status="FAILED" if state == "FAIL" else "FINISHED")
 
     def set_tag(self, run_id: str, key: str, value: str) -> None:
-        self.client.set_tag(run_id, key, value)
+        """Set (or overwrite) a tag. MLflow's SQL store reads, then inserts: two workers setting the same
+        new tag at once (the ``on_front`` tag of one run) collide on its key; the second try updates it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.set_tag(run_id, key, value)
+        except MlflowException:
+            self.client.set_tag(run_id, key, value)
 
     def log_artifact(self, run_id: str, path: Path) -> None:
         self.client.log_artifact(run_id, str(path))

@@ -144,6 +144,11 @@ def test_two_workers_compute_the_teachers_targets_once(two_workers: dict[str, An
     stdout = "".join(out for _, out, _ in two_workers["done"])
     assert stdout.count("teacher: computing logits") == 1
     assert stdout.count("teacher: measuring") == 1
+    # the log says which worker computed the teacher's logits and which reused them
+    logits = [
+        line for line in stdout.splitlines() if "teacher-logits-" in line and line.startswith("cache: ")
+    ]
+    assert sorted(line.split()[1] for line in logits) == ["computed", "reused"], logits
     cache: Path = two_workers["cache"]
     assert len(list(cache.glob("teacher-logits-*.pt"))) == 1
     assert len(list(cache.glob("teacher-reference-*.json"))) == 1

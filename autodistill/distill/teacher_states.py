@@ -134,5 +134,5 @@ def teacher_states(
         return {"states": states, "offsets": offsets}
 
     path = cache_dir / f"teacher-states-{short_hash([*key_parts, layers])}.pt"
-    cached = compute_once(path, load_torch, atomic_torch_save, compute)
+    cached = compute_once(path, load_torch, atomic_torch_save, compute, log)
     return TeacherStates(data=data, layers=layers, cached=cached["states"], offsets=cached["offsets"])

@@ -87,7 +87,7 @@ def prepare_job(space: SpaceConfig, inputs: TaskInputs, cache_dir: Path, log: Ca
         task=task,
         inputs=inputs,
         data=data,
-        reference=cached("teacher-reference", cache_dir, ref_key, reference, fmt="json"),
+        reference=cached("teacher-reference", cache_dir, ref_key, reference, fmt="json", log=log),
         device=device,
         teacher=teacher,
         tokenizer=tokenizer,

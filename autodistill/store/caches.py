@@ -50,12 +50,18 @@ FORMATS: dict[str, tuple[Callable[[Path], Any], Callable[[Any, Path], Any]]] = {
 
 
 def cached(
-    name: str, cache_dir: Path, key_parts: list[Any], compute: Callable[[], Any], fmt: str = "pt"
+    name: str,
+    cache_dir: Path,
+    key_parts: list[Any],
+    compute: Callable[[], Any],
+    fmt: str = "pt",
+    log: Callable[[str], None] | None = None,
 ) -> Any:
     """``compute()`` once per key, stored atomically as ``NAME-KEY.FMT`` (``pt``: tensors or plain
     containers of them; ``json``: a JSON-serialisable value) and read back on every later call.
 
     Safe for workers sharing ``cache_dir``: the first computes while the others wait for its file.
+    ``log`` (when given) is told whether the value was computed or reused.
     """
     load, save = FORMATS[fmt]
-    return compute_once(cache_dir / f"{name}-{short_hash(key_parts)}.{fmt}", load, save, compute)
+    return compute_once(cache_dir / f"{name}-{short_hash(key_parts)}.{fmt}", load, save, compute, log)

@@ -64,6 +64,7 @@ def compute_once(
     load: Callable[[Path], Any | None],
     save: Callable[[Any, Path], Any],
     compute: Callable[[], Any],
+    log: Callable[[str], None] | None = None,
 ) -> Any:
     """The value stored at ``path`` (``load`` returns None when there is none), else ``compute()`` saved there.
 
@@ -77,6 +78,8 @@ def compute_once(
 
     value = load(path)
     if value is not None:
+        if log:
+            log(f"cache: reused {path}")
         return value
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock"):
@@ -84,6 +87,10 @@ def compute_once(
         if value is None:
             value = compute()
             save(value, path)
+            if log:
+                log(f"cache: computed {path}")
+        elif log:
+            log(f"cache: reused {path} (computed by another worker while this one waited)")
     return value
 
 

@@ -120,7 +120,7 @@ def teacher_topk(
 
     # "with tail_entropy": a cache written before the tail's entropy was kept is not read as one
     key = [*key_parts, "top_k", k, "max_length", length, "with tail_entropy"]
-    stored = cached("teacher-topk", cache_dir, key, compute)
+    stored = cached("teacher-topk", cache_dir, key, compute, log=log)
     return TopkTargets(**stored)
 
 

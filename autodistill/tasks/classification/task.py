@@ -143,7 +143,7 @@ class SequenceClassification:
             log(f"teacher: computing logits on {len(train)} training examples (once, cached) on {device}")
             return predict_logits(teacher, train, space.train.eval_batch_size, device)
 
-        logits = cached("teacher-logits", cache_dir, key, compute)
+        logits = cached("teacher-logits", cache_dir, key, compute, log=log)
         return TaskData(
             train=LabelledBatches(train, logits),
             train_tokens=train,

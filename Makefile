@@ -56,7 +56,7 @@ $(LM_STAMP): $(STAMP)
 demo-lm: install $(LM_STAMP)
 	$(VENV)/bin/autodistill lm-teacher $(SMOLLM2) --out $(DEMO_LM_OUT)/teacher
 	$(VENV)/bin/autodistill search search_spaces/smollm2-shakespeare.yaml --teacher $(DEMO_LM_OUT)/teacher \
-		--dataset $(TRAGEDIES) --out $(DEMO_LM_OUT) --trials 10 $(DEMO_LM_FLAGS)
+		--dataset $(TRAGEDIES) --out $(DEMO_LM_OUT) --trials 14 $(DEMO_LM_FLAGS)
 
 # The same search on real SST-2 with the fine-tuned MiniLM SST-2 teacher from ../shared (this workplace's data).
 demo-sst2: install

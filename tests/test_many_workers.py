@@ -87,17 +87,20 @@ def test_moving_the_cache_keeps_a_study_resumable(tiny_space: Path) -> None:
 
 
 def test_experiment_urls() -> None:
-    assert experiment_url("sqlite:////x/mlflow.db", "7") == "http://127.0.0.1:5000/#/experiments/7"
+    assert (
+        experiment_url("sqlite:////x/mlflow.db", "7")
+        == "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
     assert (
         experiment_url("https://u:secret@mlflow.example/", "7")
-        == "https://u:***@mlflow.example/#/experiments/7"
+        == "https://u:***@mlflow.example/#/experiments/7/runs?workflowType=machine_learning"
     )
 
 
 def test_a_tracking_server_is_browsed_at_its_own_address() -> None:
     lines = browse_lines("https://u:secret@mlflow.example", "postgresql://u:secret@db/optuna", "3")
     assert lines == (
-        "browse the runs:  https://u:***@mlflow.example/#/experiments/3\n"
+        "browse the runs:  https://u:***@mlflow.example/#/experiments/3/runs?workflowType=machine_learning\n"
         "or:  optuna-dashboard postgresql://u:***@db/optuna"
     )
 
@@ -165,7 +168,10 @@ def test_the_study_opens_in_mlflow_and_optuna_dashboard(two_workers: dict[str, A
     out = two_workers["outs"][0]
     experiment = MlflowClient(f"sqlite:///{out / 'mlflow.db'}").get_experiment_by_name("tiny")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert f"then open http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}\n" in stdout
+    assert (
+        f"then open http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning\n"
+        in stdout
+    )
     storage = f"sqlite:///{(out / 'optuna.db').resolve()}"
     assert f"\nor:  optuna-dashboard {storage}\n" in stdout
     assert optuna.load_study(study_name="tiny", storage=storage).metric_names == OBJECTIVES

@@ -55,12 +55,20 @@ def resolve_locations(
     )
 
 
+RUNS_VIEW = "workflowType=machine_learning"
+
+
 def experiment_url(tracking_uri: str, experiment_id: str) -> str:
     """The study's experiment in the MLflow UI: on the tracking server itself, or on the ``mlflow ui``
-    that the printed command starts on a database or file store (its default address)."""
+    that the printed command starts on a database or file store (its default address).
+
+    The address opens the runs table in the "Model training" view: MLflow 3.17's UI opens on its GenAI
+    view unless the URL's ``workflowType`` (or the browser's saved choice) says otherwise, whatever the
+    experiment's kind tag (checked in headless Chromium).
+    """
     server = tracking_uri.startswith(("http://", "https://"))
     base = redact(tracking_uri.rstrip("/")) if server else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment_id}"
+    return f"{base}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}"
 
 
 def redact(url: str) -> str:

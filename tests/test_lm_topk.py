@@ -245,7 +245,7 @@ def test_the_cache_is_computed_once_and_batches_carry_the_targets(
     blocks = Blocks(torch.randint(0, 60, (5, 8), generator=torch.Generator().manual_seed(0)))
     logs: list[str] = []
     targets = teacher_topk(teacher, blocks, 4, 2, "cpu", tmp_path, ["teacher", "data"], logs.append)
-    assert len(logs) == 1 and "top-4" in logs[0]
+    assert len(logs) == 2 and "top-4" in logs[0] and logs[1].startswith("cache: computed")
     with torch.no_grad():
         logits = teacher(input_ids=blocks.input_ids).logits
     indices, values, rest, entropy = topk_from_logits(logits, 4)
@@ -258,7 +258,9 @@ def test_the_cache_is_computed_once_and_batches_carry_the_targets(
 
     monkeypatch.setattr(topk_module, "compute_topk", refuse)
     again = teacher_topk(teacher, blocks, 4, 2, "cpu", tmp_path, ["teacher", "data"], logs.append)
-    assert torch.equal(again.values, targets.values) and len(logs) == 1
+    assert (
+        torch.equal(again.values, targets.values) and len(logs) == 3 and logs[2].startswith("cache: reused")
+    )
     monkeypatch.undo()
     teacher_topk(teacher, blocks, 8, 2, "cpu", tmp_path, ["teacher", "data"], logs.append)  # another k
     assert len(list(tmp_path.glob("teacher-topk-*.pt"))) == 2

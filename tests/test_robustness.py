@@ -35,7 +35,16 @@ def command(space: Path, teacher: Path, data: Path, out: Path, trials: int, *ext
 
 def start(cmd: list[str]) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # A test run started in the background (`cmd &`) passes SIGINT on as ignored, and Python then
+        # installs no KeyboardInterrupt handler: give the search Ctrl-C as a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def study_of(out: Path) -> optuna.Study:

@@ -21,13 +21,14 @@ from autodistill.store.tracking import Tracker
 
 
 def make_objective(
-    job: Job, tracker: Tracker, students_dir: Path, run: TrialRunner = run_trial
+    job: Job, tracker: Tracker, students_dir: Path, run: TrialRunner | None = None
 ) -> Callable[[Any], tuple[float, ...]]:
     """The function Optuna calls per trial: sample → run → record in Optuna and MLflow → objectives.
 
     Each completed trial's student is saved under ``students_dir``; ``keep_front_students`` later
     deletes those that fall off the front, so export never retrains and the disk holds only the front.
-    ``run`` runs the trial itself (``run_trial``; a benchmark passes a stand-in that does not train).
+    ``run`` runs the trial itself (default ``run_trial``, looked up when the trial runs; a benchmark
+    passes a stand-in that does not train).
     """
     import optuna
     from tqdm.auto import tqdm
@@ -88,7 +89,7 @@ def make_objective(
                         raise optuna.TrialPruned(reason)
 
                 memo = latency_memo(trial, run_id, settings)
-                outcome = run(settings, job, on_step, on_checkpoint, early.steps, memo)
+                outcome = (run or run_trial)(settings, job, on_step, on_checkpoint, early.steps, memo)
             start = time.perf_counter()
             student_dir = students_dir / f"trial-{trial.number}"
             outcome.student.save_pretrained(student_dir, safe_serialization=True)

@@ -135,6 +135,18 @@ CASES = {
         ["{space}", "--set", "distill.hidden_weight=-1"],
         "distill.hidden_weight: hidden_weight must be ≥ 0.0",
     ),
+    "missing unlabeled text": (
+        ["{space}", "--set", "dataset.unlabeled={tmp}/no-text.txt"],
+        "dataset.unlabeled: {tmp}/no-text.txt: no such file or directory",
+    ),
+    "relation heads that do not divide the widths": (
+        ["{space}", "--set", "distill.attention_weight=1", "--set", "distill.relation_heads=3"],
+        "distill.relation_heads: student widths [32, 64] are not multiples of 3",
+    ),
+    "negative attention-relation weight": (
+        ["{space}", "--set", "distill.attention_weight=-0.5"],
+        "distill.attention_weight: attention_weight must be ≥ 0.0",
+    ),
     "unknown latency backend": (
         ["{space}", "--set", "latency.backend=tensorrt"],
         "latency.backend: Input should be",

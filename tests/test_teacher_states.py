@@ -73,7 +73,8 @@ def test_hidden_loss_trains_a_narrower_student(tmp_path: Path) -> None:
     training = LabelledBatches(data, logits)
     loss = SequenceClassification().loss
     result = distill(student, training, loss, recipe, "cpu", hidden=HiddenMatch(states, layers, t.width))
-    assert set(result.parts) == {"hard", "soft", "hidden"} and all(len(v) == 6 for v in result.parts.values())
+    assert set(result.parts) == {"hard", "soft", "hidden", "attention"}
+    assert all(len(v) == 6 for v in result.parts.values())
     assert result.parts["hidden"][0] > 0  # the narrower student's projected states differ from the teacher's
     assert len(result.losses) == 6 and all(torch.isfinite(torch.tensor(result.losses)))
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters(), strict=True))

@@ -163,6 +163,11 @@ class DatasetSpec(BaseModel):
         gt=0,
         description="validation examples per trial (the test examples are not counted); default all",
     )
+    unlabeled: str | None = Field(
+        None,
+        description="text without labels for the transfer set, labelled by the teacher: a .txt file (one "
+        "text per line) or a csv/tsv/json/jsonl/parquet file with the text column",
+    )
 
 
 INIT_CHOICES = ("random", "teacher-layers", "weight-select")
@@ -255,6 +260,16 @@ class DistillSpec(BaseModel):
     hidden_weight: Number = Field(
         0.0, description="weight of the hidden-state loss between matched student and teacher layers; 0: off"
     )
+    attention_weight: Number = Field(
+        0.0,
+        description="weight of MiniLM's attention-relation loss (query, key and value relations of the "
+        "last layer, Wang et al. 2021); 0: off",
+    )
+    relation_heads: int = Field(
+        16,
+        gt=0,
+        description="relation heads of the attention-relation loss; student and teacher widths divide by it",
+    )
     top_k: int = Field(
         64,
         gt=0,
@@ -265,15 +280,20 @@ class DistillSpec(BaseModel):
         "cosine", description="cosine (DistilBERT) or mse; a learned projection maps narrower students"
     )
 
-    @field_validator("hidden_weight")
+    @field_validator("hidden_weight", "attention_weight")
     @classmethod
-    def _non_negative(cls, v: Dist | float) -> Dist | float:
-        _check_bounds(v, "hidden_weight", 0.0, None, low_open=False)
+    def _non_negative(cls, v: Dist | float, info: Any) -> Dist | float:
+        _check_bounds(v, info.field_name, 0.0, None, low_open=False)
         return v
 
     def uses_hidden_states(self) -> bool:
         """Whether any trial can weigh the hidden-state loss (then the teacher's states are needed)."""
         return upper_bound(self.hidden_weight) > 0
+
+    def uses_attention_relations(self) -> bool:
+        """Whether any trial can weigh the attention-relation loss (then the input of the teacher's last
+        layer is needed, like a hidden state)."""
+        return upper_bound(self.attention_weight) > 0
 
     @field_validator("lam")
     @classmethod
@@ -417,6 +437,33 @@ class SearchSpec(BaseModel):
         return v
 
 
+class TransferSpec(BaseModel):
+    """The transfer set: text the teacher labels beyond the labelled training examples (classification).
+
+    It holds ``dataset.unlabeled`` and ``augment`` altered copies of each training text (TinyBERT's
+    recipe: each whole word replaced, with probability ``replace_prob``, by one of its ``neighbours``
+    nearest words in the teacher's input embeddings). The teacher's logits on it are cached once, like
+    the training examples'; ``autodistill train`` always trains on it, trials only with ``in_trials``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    augment: int = Field(0, ge=0, description="altered copies of each training text; 0: none")
+    replace_prob: float = Field(0.4, gt=0, le=1, description="chance that a whole word is replaced")
+    neighbours: int = Field(15, gt=0, description="nearest words in the teacher's embeddings to draw from")
+    max_examples: int | None = Field(
+        None, gt=0, description="cap on the transfer set's size (a seeded subset); default no cap"
+    )
+    in_trials: bool = Field(
+        False,
+        description="trials train on the transfer set of their own examples too (within train.steps); "
+        "off: only `autodistill train` does",
+    )
+
+    def enabled(self, unlabeled: str | None) -> bool:
+        return self.augment > 0 or unlabeled is not None
+
+
 class CacheSpec(BaseModel):
     """Where the teacher's work is kept: the tokenised data, its targets, hidden states and reference metrics."""
 
@@ -451,7 +498,25 @@ class SpaceConfig(BaseModel):
     train: TrainSpec = TrainSpec()
     latency: LatencySpec = LatencySpec()
     search: SearchSpec = Field(default_factory=SearchSpec, validate_default=True)
+    transfer: TransferSpec = TransferSpec()
     cache: CacheSpec = CacheSpec()
+
+    @model_validator(mode="after")
+    def _classification_only(self) -> SpaceConfig:
+        if self.task == "causal-lm" and self.transfer.enabled(self.dataset.unlabeled):
+            raise ValueError(
+                "transfer/dataset.unlabeled: the transfer set is for task: sequence-classification; a causal "
+                "LM's teacher already gives a target at every token (remove transfer.augment and dataset.unlabeled)"
+            )
+        if self.distill.uses_attention_relations():
+            heads = self.distill.relation_heads
+            odd = [w for w in possible_ints(self.student.width) if w % heads]
+            if odd:
+                raise ValueError(
+                    f"distill.relation_heads: student widths {odd} are not multiples of {heads}; choose "
+                    "relation_heads that divides every width (or a width that is a multiple of it)"
+                )
+        return self
 
     @field_validator("latency")
     @classmethod

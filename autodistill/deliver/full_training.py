@@ -118,7 +118,12 @@ def trial_space(
     space = space.model_copy(
         update={
             "student": space.student.model_copy(update={"depth": settings.arch.depth}),
-            "distill": space.distill.model_copy(update={"hidden_weight": settings.hidden_weight}),
+            "distill": space.distill.model_copy(
+                update={
+                    "hidden_weight": settings.hidden_weight,
+                    "attention_weight": settings.attention_weight,
+                }
+            ),
         }
     )
     # Fewer steps than examples: read the seeded subset the run can see, so the teacher labels only those.
@@ -144,7 +149,7 @@ def train_candidate(
         f"train: trial {trial.number} at full length: {space.train.steps} steps on "
         f"{inputs.train_examples} of {total} examples"
     )
-    job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log)
+    job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log, full_length=True)
     outcome = run_trial(settings, job, on_step)
     outcome.metrics.update(score_on_test(job, outcome.student))  # the honest figure: nothing chose on it
     metric = study_task(study).metric

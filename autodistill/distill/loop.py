@@ -2,7 +2,9 @@
 
 The teacher is not run here: the task's training set carries its targets (computed once) with each
 batch, and the task's loss step turns the student's outputs and the batch into loss parts. The
-teacher's hidden states come in too when the recipe weighs the hidden-state loss (``HiddenMatch``).
+teacher's hidden states come in too when the recipe weighs the hidden-state loss (``HiddenMatch``) or
+the attention-relation loss (``AttentionMatch``: the input of the teacher's last layer, from which that
+layer's own projections recompute its queries, keys and values).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any, Protocol
 
 import torch
 
-from autodistill.distill.loss import LossParts, hidden_state_loss
+from autodistill.distill.loss import LossParts, attention_relation_loss, hidden_state_loss
+from autodistill.distill.student import last_layer_projections
 
 MODEL_INPUTS = ("input_ids", "attention_mask")  # what of a batch the student reads; the rest is targets
 
@@ -45,6 +48,7 @@ class DistillRecipe:
     seed: int = 0
     hidden_weight: float = 0.0  # weight of the hidden-state loss; 0 skips it (and the teacher's states)
     hidden_loss: str = "cosine"
+    attention_weight: float = 0.0  # weight of the attention-relation loss; 0 skips it
 
 
 class HiddenStates(Protocol):
@@ -63,10 +67,32 @@ class HiddenMatch:
 
 
 @dataclass
+class AttentionMatch:
+    """Where the teacher's last-layer queries, keys and values come from, and how they are compared.
+
+    Only the input of the teacher's last layer is cached (like any hidden state); that layer's query, key
+    and value projections recompute the rest per batch: three small matrix products instead of a cache
+    three times the size, or a teacher forward pass per step.
+    """
+
+    states: HiddenStates
+    input_layer: int  # the teacher layer whose output enters its last layer (-1: the embeddings)
+    projections: list[Any]  # the teacher's last-layer [query, key, value] modules
+    heads: int  # relation heads (``attention_relation_loss``)
+
+    @torch.no_grad()
+    def teacher_qkv(self, index: torch.Tensor, device: str) -> list[torch.Tensor]:
+        (entering,) = self.states.batch(index, [self.input_layer], device)
+        return [projection.to(device)(entering) for projection in self.projections]
+
+
+@dataclass
 class TrainResult:
     losses: list[float] = field(default_factory=list)  # total loss per step
     # per step, each part of the loss before weighting: hard (CE on labels), soft (T²·KL), hidden
-    parts: dict[str, list[float]] = field(default_factory=lambda: {"hard": [], "soft": [], "hidden": []})
+    parts: dict[str, list[float]] = field(
+        default_factory=lambda: {"hard": [], "soft": [], "hidden": [], "attention": []}
+    )
     seconds: float = 0.0
 
 
@@ -81,6 +107,7 @@ def distill(
     device: str,
     on_step: StepCallback | None = None,
     hidden: HiddenMatch | None = None,
+    attention: AttentionMatch | None = None,
 ) -> TrainResult:
     """Train ``student`` for ``recipe.steps`` steps on the task's distillation loss (plus the
     hidden-state loss).
@@ -93,6 +120,7 @@ def distill(
         device: "cuda" or "cpu".
         on_step: called with (step, loss) after each step, e.g. to drive a progress bar.
         hidden: the layer matching and teacher states; needed when ``recipe.hidden_weight`` > 0.
+        attention: the teacher's last-layer projections; needed when ``recipe.attention_weight`` > 0.
 
     Raises:
         FloatingPointError: at the first non-finite loss, naming the step.
@@ -103,7 +131,12 @@ def distill(
     torch.manual_seed(recipe.seed)  # dropout
     if recipe.hidden_weight > 0 and hidden is None:
         raise ValueError("hidden_weight > 0 needs the teacher's hidden states (hidden=HiddenMatch(...))")
+    if recipe.attention_weight > 0 and attention is None:
+        raise ValueError(
+            "attention_weight > 0 needs the teacher's last layer (attention=AttentionMatch(...))"
+        )
     hidden = hidden if recipe.hidden_weight > 0 else None
+    attention = attention if recipe.attention_weight > 0 else None
     use_hidden = hidden is not None
     student.to(device).train()
     projection = _projection(student.config.hidden_size, hidden.teacher_width, device) if hidden else None
@@ -116,6 +149,7 @@ def distill(
     start = time.perf_counter()
     order = torch.randperm(len(train), generator=generator)
     cursor = 0
+    student_qkv, hooks = _capture_projections(student) if attention else ({}, [])
     for step in range(1, recipe.steps + 1):
         if cursor + recipe.batch_size > len(order):  # next epoch, reshuffled
             order, cursor = torch.randperm(len(train), generator=generator), 0
@@ -134,6 +168,15 @@ def distill(
                 projection,
             )
             loss = loss + recipe.hidden_weight * hidden_part
+        attention_part = torch.zeros(())
+        if attention is not None:
+            attention_part = attention_relation_loss(
+                [student_qkv[role] for role in "qkv"],
+                attention.teacher_qkv(index, device),
+                batch["attention_mask"],
+                attention.heads,
+            )
+            loss = loss + recipe.attention_weight * attention_part
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss ({loss.item()}) at step {step}")
         optimizer.zero_grad(set_to_none=True)
@@ -142,13 +185,35 @@ def distill(
         optimizer.step()
         scheduler.step()
         result.losses.append(loss.item())
-        for name, value in (("hard", parts.hard), ("soft", parts.soft), ("hidden", hidden_part)):
+        named = (
+            ("hard", parts.hard),
+            ("soft", parts.soft),
+            ("hidden", hidden_part),
+            ("attention", attention_part),
+        )
+        for name, value in named:
             result.parts[name].append(float(value.detach()))
         if on_step:
             on_step(step, result.losses[-1])
+    for hook in hooks:
+        hook.remove()
     result.seconds = time.perf_counter() - start
     student.eval()
     return result
+
+
+def _capture_projections(student: Any) -> tuple[dict[str, torch.Tensor], list[Any]]:
+    """Forward hooks that keep the latest outputs of the student's last-layer query, key and value
+    projections (by role: q, k, v), and the hooks' handles to remove them after training."""
+    captured: dict[str, torch.Tensor] = {}
+    hooks = []
+    for role, module in zip("qkv", last_layer_projections(student), strict=True):
+
+        def keep(_module: Any, _inputs: Any, output: torch.Tensor, role: str = role) -> None:
+            captured[role] = output
+
+        hooks.append(module.register_forward_hook(keep))
+    return captured, hooks
 
 
 def _projection(student_width: int, teacher_width: int, device: str) -> torch.nn.Module | None:

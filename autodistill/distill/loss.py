@@ -79,6 +79,69 @@ def hidden_state_loss(
     return torch.stack(losses).mean()
 
 
+# A finite stand-in for -inf where padding keys are masked: log-probabilities stay finite, so
+# p_teacher · (log p_teacher - log p_student) is 0 (not nan) at a masked key.
+_MASKED = -1e9
+
+
+def self_relations(projected: torch.Tensor, heads: int, key_mask: torch.Tensor) -> torch.Tensor:
+    """Log-softmax of scaled dot products between a layer's tokens, per relation head (MiniLMv2).
+
+    Args:
+        projected: [batch, tokens, width] queries, keys or values of one attention layer (all heads,
+            before the split into attention heads).
+        heads: relation heads; ``width`` is split into this many, which need not be the layer's own
+            attention heads, so a student and a teacher of different widths and head counts compare.
+        key_mask: [batch, tokens], 1 for real tokens; padding keys get no probability.
+
+    Returns:
+        [batch, heads, tokens, tokens] log-probabilities over keys (the last dimension).
+    """
+    batch, tokens, width = projected.shape
+    size = width // heads
+    split = projected.float().view(batch, tokens, heads, size).transpose(1, 2)  # [batch, heads, tokens, size]
+    scores = split @ split.transpose(-1, -2) / size**0.5
+    scores = scores.masked_fill(~key_mask.bool()[:, None, None, :], _MASKED)
+    return F.log_softmax(scores, dim=-1)
+
+
+def attention_relation_loss(
+    student_qkv: list[torch.Tensor],
+    teacher_qkv: list[torch.Tensor],
+    mask: torch.Tensor,
+    heads: int,
+) -> torch.Tensor:
+    """MiniLM's self-attention distillation in its multi-head relation form (Wang et al. 2021, MiniLMv2):
+    KL(teacher ‖ student) between the query-query, key-key and value-value relations of the last layer.
+
+    The relations are [tokens × tokens] per relation head whatever the width, so a narrow student learns
+    the teacher's attention pattern (queries and keys) and how its values relate, with no projection.
+
+    Args:
+        student_qkv: the student's last-layer [queries, keys, values], each [batch, tokens, student width].
+        teacher_qkv: the teacher's, each [batch, tokens, teacher width], no gradient needed.
+        mask: [batch, tokens], 1 for real tokens; padded queries do not count, padded keys get nothing.
+        heads: relation heads; both widths must be multiples of it.
+
+    Returns:
+        A scalar: the KL summed over keys, averaged over relation heads, real query tokens and the three
+        relations; 0 when the student's relations equal the teacher's.
+    """
+    if len(student_qkv) != len(teacher_qkv):
+        raise ValueError(f"{len(student_qkv)} student projections against {len(teacher_qkv)} of the teacher")
+    for projected in (*student_qkv, *teacher_qkv):
+        if projected.shape[-1] % heads:
+            raise ValueError(f"width {projected.shape[-1]} is not a multiple of {heads} relation heads")
+    real = mask.bool()
+    losses = []
+    for student, teacher in zip(student_qkv, teacher_qkv, strict=True):
+        student_log_p = self_relations(student, heads, mask)
+        teacher_log_p = self_relations(teacher.detach(), heads, mask)
+        kl = (teacher_log_p.exp() * (teacher_log_p - student_log_p)).sum(-1)  # [batch, heads, tokens]
+        losses.append(kl.mean(1)[real].mean())
+    return torch.stack(losses).mean()
+
+
 # Causal language models: next-token distillation, against the full vocabulary or a top-k cache.
 
 IGNORE_INDEX = -100  # transformers' label for "no target here"

@@ -352,3 +352,35 @@ def init_from_teacher(
                 weight = weight.index_select(dim, units(name, dim, weight.shape[dim]).to(weight.device))
         selected[name] = weight.clone()
     student.load_state_dict(selected)
+
+
+# The query, key and value projections of an encoder layer, by family: BERT-style ``attention.self.query``,
+# DistilBERT's ``attention.q_lin``, MPNet's ``attention.attn.q``.
+_PROJECTIONS = re.compile(
+    r"(^|\.)(layer|layers)\.(\d+)\.attention\.(self\.(?P<bert>query|key|value)|(?P<distil>[qkv])_lin|"
+    r"attn\.(?P<mpnet>[qkv]))$"
+)
+
+
+def last_layer_projections(model: Any) -> list[Any]:
+    """The [query, key, value] projection modules of ``model``'s last encoder layer, whose outputs are
+    [batch, tokens, width] (all heads): what the attention-relation loss compares.
+
+    Raises:
+        StudentBuildError: the family names its attention differently (not a BERT-, DistilBERT- or
+            MPNet-style encoder).
+    """
+    found: dict[int, dict[str, Any]] = {}
+    for name, module in model.named_modules():
+        match = _PROJECTIONS.search(name)
+        if match:
+            role = (match["bert"] or match["distil"] or match["mpnet"])[0]  # q, k or v
+            found.setdefault(int(match[3]), {})[role] = module
+    if not found or len(found[max(found)]) != 3:
+        raise StudentBuildError(
+            f"model_type '{model.config.model_type}': no query/key/value projections found in its layers; "
+            "the attention-relation loss supports BERT-, DistilBERT- and MPNet-style encoders (set "
+            "distill.attention_weight: 0)"
+        )
+    last = found[max(found)]
+    return [last["q"], last["k"], last["v"]]

@@ -37,6 +37,7 @@ HOVER_FIELDS = [
     "temperature",
     "learning_rate",
     "hidden_weight",
+    "attention_weight",
     "steps",
     "mlflow_run_id",
 ]

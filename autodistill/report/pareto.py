@@ -24,6 +24,7 @@ SETTING_COLUMNS = [
     "temperature",
     "learning_rate",
     "hidden_weight",
+    "attention_weight",
 ]
 COST_COLUMNS = [
     "latency_ms",

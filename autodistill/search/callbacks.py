@@ -111,6 +111,7 @@ def progress_line(trial: Any, done: int, total: int, metric: str) -> str:
         f"depth={s.get('depth')} width={s.get('width')} init={s.get('init', 'random')} "
         f"λ={s.get('lambda', 0):.2f} T={s.get('temperature', 0):.2f} lr={s.get('learning_rate', 0):.1e}"
         + (f" β={s['hidden_weight']:.2f}" if s.get("hidden_weight") else "")
+        + (f" α={s['attention_weight']:.2f}" if s.get("attention_weight") else "")
     )
     if trial.state.name != "COMPLETE":
         reason = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason", "")

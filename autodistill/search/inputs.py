@@ -52,7 +52,14 @@ def _inspect_inputs(space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
 def _students_fit(space: SpaceConfig, teacher_config: object) -> list[str]:
     """Inputs must fit the teacher's positions; teacher-based inits need students no larger than it."""
     limit = getattr(teacher_config, "max_position_embeddings", None)
-    problems = _teacher_init_fits(space, teacher_arch(teacher_config))
+    teacher = teacher_arch(teacher_config)
+    problems = _teacher_init_fits(space, teacher)
+    heads = space.distill.relation_heads
+    if space.distill.uses_attention_relations() and teacher.width % heads:
+        problems.append(
+            f"distill.relation_heads: the teacher's width {teacher.width} is not a multiple of {heads}; "
+            "choose relation_heads that divides it and every student width"
+        )
     for key, length in (
         ("train.max_length", space.train.max_length),
         ("latency.sequence_length", space.latency.sequence_length),

@@ -31,7 +31,7 @@ class Job:
     device: str
     teacher: Any  # the model itself: teacher-based inits copy its weights
     tokenizer: Any  # the teacher's, which the students share
-    teacher_states: TeacherStates | None = None  # when the space can weigh the hidden-state loss
+    teacher_states: TeacherStates | None = None  # when the space can weigh the hidden or relation loss
 
     @property
     def teacher_config(self) -> Any:
@@ -43,10 +43,16 @@ class Job:
 
 
 def matched_layers(space: SpaceConfig, teacher: StudentArch) -> list[int]:
-    """Every teacher layer that some student depth of the space is matched to (hidden-state loss)."""
-    depths = [d for d in possible_ints(space.student.depth) if 1 <= d <= teacher.depth]
-    how = space.student.layer_selection
-    return sorted({layer for d in depths for layer in select_layers(teacher.depth, d, how)})
+    """Every teacher layer whose output a loss of the space reads: those some student depth is matched to
+    (hidden-state loss), and the one entering the last layer (attention-relation loss; -1: embeddings)."""
+    layers = set()
+    if space.distill.uses_hidden_states():
+        depths = [d for d in possible_ints(space.student.depth) if 1 <= d <= teacher.depth]
+        how = space.student.layer_selection
+        layers |= {layer for d in depths for layer in select_layers(teacher.depth, d, how)}
+    if space.distill.uses_attention_relations():
+        layers.add(teacher.depth - 2)
+    return sorted(layers)
 
 
 def measure_model(
@@ -61,14 +67,24 @@ def measure_model(
     return {task.metric: quality, **metrics}, {"eval": eval_seconds, **timings}
 
 
-def prepare_job(space: SpaceConfig, inputs: TaskInputs, cache_dir: Path, log: Callable[[str], None]) -> Job:
-    """Load the teacher, tokenise once, compute (or reuse) its targets and reference metrics."""
+def prepare_job(
+    space: SpaceConfig,
+    inputs: TaskInputs,
+    cache_dir: Path,
+    log: Callable[[str], None],
+    full_length: bool = False,
+) -> Job:
+    """Load the teacher, tokenise once, compute (or reuse) its targets and reference metrics.
+
+    The transfer set joins the training examples of a ``full_length`` run (``autodistill train``), and
+    of the search's trials when ``transfer.in_trials`` says so."""
     task = get_task(space)
     device = default_device()
     teacher, tokenizer = task.load_teacher(space)
-    data = task.prepare(space, inputs, teacher, tokenizer, cache_dir, device, log)
+    transfer = full_length or space.transfer.in_trials
+    data = task.prepare(space, inputs, teacher, tokenizer, cache_dir, device, log, transfer)
     states = None
-    if space.distill.uses_hidden_states():
+    if space.distill.uses_hidden_states() or space.distill.uses_attention_relations():
         layers = matched_layers(space, teacher_arch(teacher.config))
         states = teacher_states(
             teacher, data.train_tokens, layers, space.train.eval_batch_size, device, cache_dir, data.key, log

@@ -19,6 +19,7 @@ class TrialSettings:
     learning_rate: float
     init: str = "random"
     hidden_weight: float = 0.0
+    attention_weight: float = 0.0
 
     def as_params(self) -> dict[str, Any]:
         """Flat parameters for tables and MLflow (λ is spelled ``lambda``)."""
@@ -31,6 +32,8 @@ class TrialSettings:
             "temperature": self.temperature,
             "learning_rate": self.learning_rate,
             "hidden_weight": self.hidden_weight,
+            # only when weighed, so studies from before the attention-relation loss keep their parameters
+            **({"attention_weight": self.attention_weight} if self.attention_weight else {}),
         }
 
     @classmethod
@@ -49,6 +52,7 @@ class TrialSettings:
             learning_rate=params["learning_rate"],
             init=params.get("init", "random"),
             hidden_weight=params.get("hidden_weight", 0.0),
+            attention_weight=params.get("attention_weight", 0.0),
         )
 
 
@@ -86,4 +90,5 @@ def sample(trial: Any, space: SpaceConfig, teacher: StudentArch) -> TrialSetting
         learning_rate=float(_suggest(trial, "learning_rate", distill.learning_rate)),
         init=init,
         hidden_weight=float(_suggest(trial, "hidden_weight", distill.hidden_weight)),
+        attention_weight=float(_suggest(trial, "attention_weight", distill.attention_weight)),
     )

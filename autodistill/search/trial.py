@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from autodistill.config.schema import SpaceConfig
-from autodistill.distill.loop import DistillRecipe, HiddenMatch, StepCallback, distill
-from autodistill.distill.student import build_student, check_teacher_init, init_from_teacher, select_layers
+from autodistill.distill.loop import AttentionMatch, DistillRecipe, HiddenMatch, StepCallback, distill
+from autodistill.distill.student import (
+    build_student,
+    check_teacher_init,
+    init_from_teacher,
+    last_layer_projections,
+    select_layers,
+)
 from autodistill.search.preparation import Job
 from autodistill.search.sampling import TrialSettings
 from autodistill.search.shape_cost import LatencyMemo, shape_cost
@@ -57,6 +63,7 @@ def recipe_for(settings: TrialSettings, space: SpaceConfig) -> DistillRecipe:
         seed=t.seed,
         hidden_weight=settings.hidden_weight,
         hidden_loss=space.distill.hidden_loss,
+        attention_weight=settings.attention_weight,
     )
 
 
@@ -104,6 +111,15 @@ def run_trial(
     if settings.hidden_weight > 0:
         assert job.teacher_states is not None  # prepared whenever the space can weigh the hidden loss
         hidden = HiddenMatch(job.teacher_states, layers, job.teacher_arch.width)
+    attention = None
+    if settings.attention_weight > 0:
+        assert job.teacher_states is not None  # prepared whenever the space can weigh the relation loss
+        attention = AttentionMatch(
+            job.teacher_states,
+            job.teacher_arch.depth - 2,  # the output of the layer before the last enters the last
+            last_layer_projections(job.teacher),
+            space.distill.relation_heads,
+        )
     result = distill(
         student,
         job.data.train,
@@ -112,6 +128,7 @@ def run_trial(
         job.device,
         step_and_check,
         hidden,
+        attention,
     )
     start = time.perf_counter()
     quality = task.evaluate(student, job.data.validation, space.train.eval_batch_size, job.device)

@@ -75,8 +75,10 @@ class Task(Protocol):
         cache_dir: Path,
         device: str,
         log: Callable[[str], None],
+        transfer: bool = False,
     ) -> TaskData:
-        """Tokenise the examples once and compute (or reuse) the teacher's targets on them."""
+        """Tokenise the examples once and compute (or reuse) the teacher's targets on them; with
+        ``transfer``, the training examples include the space's transfer set (where the task has one)."""
         ...
 
     def loss(self, outputs: Any, batch: dict[str, Any], lam: float, temperature: float) -> LossParts:

@@ -127,6 +127,7 @@ class CausalLM:
         cache_dir: Path,
         device: str,
         log: Callable[[str], None],
+        transfer: bool = False,  # no transfer set: the teacher already gives a target at every token
     ) -> TaskData:
         data: LmData = load_lm_text(
             space.dataset, tokenizer, space.train.max_length, space.train_examples(), cache_dir

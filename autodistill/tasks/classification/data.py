@@ -7,7 +7,7 @@ can see are a fixed, seeded subset, so the teacher's logits are computed for the
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from autodistill.config.schema import DatasetSpec
@@ -36,6 +36,7 @@ class TextData:
     validation_source: str  # the split's name, or "holdout of <train split>"
     test_source: str  # the test split's name, or the part of the validation examples kept for it
     fingerprint: str  # identifies the examples, for cache keys
+    unlabeled: list[str] = field(default_factory=list)  # dataset.unlabeled's texts, for the transfer set
 
 
 def label_ids(

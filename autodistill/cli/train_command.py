@@ -41,7 +41,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     length = train.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimisation steps")
-    length.add_argument("--epochs", type=float, help="passes over all training examples (default 1)")
+    length.add_argument(
+        "--epochs", type=float, help="passes over all training examples, transfer set included (default 1)"
+    )
+    train.add_argument(
+        "--train-examples",
+        type=int,
+        metavar="N",
+        help="labelled examples to train on, a seeded subset (default all); the transfer set copies these",
+    )
     train.add_argument("--to", type=Path, help="export directory (default: OUT/exports/trial-N-full)")
     train.add_argument("--model-name", help="registered model name (default: STUDY-student)")
     train.add_argument(
@@ -78,9 +86,19 @@ def flag_problem(args: argparse.Namespace) -> str | None:
     ]
     checks += [
         (value is not None and value <= 0, f"{flag} {value}: must be positive")
-        for flag, value in (("--steps", args.steps), ("--epochs", args.epochs))
+        for flag, value in (
+            ("--steps", args.steps),
+            ("--epochs", args.epochs),
+            ("--train-examples", args.train_examples),
+        )
     ]
     return next((message for wrong, message in checks if wrong), None)
+
+
+def training_length(args: argparse.Namespace) -> Any:
+    from autodistill.deliver.full_training import TrainingLength
+
+    return TrainingLength(steps=args.steps, epochs=args.epochs, examples=args.train_examples)
 
 
 def choose_trials(study: Any, args: argparse.Namespace) -> list[Any]:
@@ -162,8 +180,7 @@ def train_one(
             result = train_full_length(
                 study,
                 trial,
-                args.steps,
-                args.epochs,
+                training_length(args),
                 to,
                 name,
                 uri,
@@ -201,8 +218,7 @@ def train_best(
             result = full_training.train_best(
                 study,
                 trials,
-                args.steps,
-                args.epochs,
+                training_length(args),
                 destination,
                 name,
                 uri,

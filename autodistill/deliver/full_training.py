@@ -30,6 +30,26 @@ from autodistill.tasks.base import TaskInputs
 ALL_EXAMPLES = 10**12
 
 
+@dataclass(frozen=True)
+class TrainingLength:
+    """How long a full-length run trains: ``steps``, or ``epochs`` (default 1) over its training set (the
+    labelled examples and, when the space has one, the transfer set); ``examples`` caps the labelled
+    examples at a seeded subset of that many (the transfer set is built from those)."""
+
+    steps: int | None = None
+    epochs: float | None = None
+    examples: int | None = None
+
+    def labelled_examples(self, batch_size: int, total: int) -> int:
+        """How many labelled examples the run reads: a run of N steps sees at most N × batch of them,
+        so the teacher labels only those (its targets are the costly part for a large teacher)."""
+        cap = min(self.steps * batch_size, total) if self.steps else total
+        return min(cap, self.examples or total)
+
+    def steps_for(self, batch_size: int, train_examples: int) -> int:
+        return self.steps or math.ceil((self.epochs or 1.0) * train_examples / batch_size)
+
+
 @dataclass
 class FullLengthResult:
     metric: str  # the task's quality metric, e.g. accuracy
@@ -43,21 +63,28 @@ class FullLengthResult:
     model_version: str
 
 
-def full_length_space(
-    study: Any, steps: int | None, epochs: float | None, train_examples: int
-) -> SpaceConfig:
+def full_length_space(study: Any, length: TrainingLength, train_examples: int) -> SpaceConfig:
+    """The study's space for a full-length run on ``length``'s share of ``train_examples`` labelled
+    examples (a seeded subset as in the search). Its steps count the labelled examples alone; a run with
+    a transfer set sets them again once it knows the set's size (``with_steps_for``)."""
     space = study_space(study)
     batch = space.train.batch_size
-    total = steps or math.ceil((epochs or 1.0) * train_examples / batch)
-    # A run of N steps sees at most N × batch examples: the teacher labels only those (its targets are
-    # the costly part for a large teacher), a seeded subset as in the search.
-    used = min(steps * batch, train_examples) if steps else ALL_EXAMPLES
+    used = length.labelled_examples(batch, train_examples)
     return space.model_copy(
         update={
-            "train": space.train.model_copy(update={"steps": total}),
-            "dataset": space.dataset.model_copy(update={"max_train_examples": used}),
+            "train": space.train.model_copy(update={"steps": length.steps_for(batch, used)}),
+            "dataset": space.dataset.model_copy(
+                update={"max_train_examples": used if used < train_examples else ALL_EXAMPLES}
+            ),
         }
     )
+
+
+def with_steps_for(job: Any, length: TrainingLength) -> None:
+    """Epochs count every example the run trains on, the transfer set's included."""
+    space = job.space
+    steps = length.steps_for(space.train.batch_size, len(job.data.train))
+    job.space = space.model_copy(update={"train": space.train.model_copy(update={"steps": steps})})
 
 
 @dataclass
@@ -107,13 +134,13 @@ def inputs_for(space: SpaceConfig) -> TaskInputs:
 
 
 def trial_space(
-    study: Any, settings: TrialSettings, steps: int | None, epochs: float | None
+    study: Any, settings: TrialSettings, length: TrainingLength
 ) -> tuple[SpaceConfig, TaskInputs, int]:
     """The full-length space for one trial's student, the inputs it reads, and how many training
     examples there are in all."""
-    everything = inputs_for(full_length_space(study, None, 1.0, 1))  # every example, to count them
+    everything = inputs_for(full_length_space(study, TrainingLength(epochs=1.0), 1))  # to count them all
     total = everything.train_examples
-    space = full_length_space(study, steps, epochs, total)
+    space = full_length_space(study, length, total)
     # Only this student's depth is trained: the teacher's hidden states are needed for its layers alone.
     space = space.model_copy(
         update={
@@ -134,8 +161,7 @@ def trial_space(
 def train_candidate(
     study: Any,
     trial: Any,
-    steps: int | None,
-    epochs: float | None,
+    length: TrainingLength,
     tracker: Tracker,
     cache_dir: Path | None,
     log: Callable[[str], None],
@@ -144,12 +170,16 @@ def train_candidate(
     """Train ``trial``'s recipe at full length, score it on test, and log it in a run left open."""
     out = Path(study.user_attrs.get("out") or ".")
     settings = TrialSettings.from_params(trial.user_attrs["settings"])
-    space, inputs, total = trial_space(study, settings, steps, epochs)
+    space, inputs, total = trial_space(study, settings, length)
+    job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log, full_length=True)
+    with_steps_for(job, length)
+    space = job.space
+    transfer = len(job.data.train) - inputs.train_examples
     log(
         f"train: trial {trial.number} at full length: {space.train.steps} steps on "
-        f"{inputs.train_examples} of {total} examples"
+        f"{inputs.train_examples} of {total} labelled examples"
+        + (f" and {transfer} of the transfer set" if transfer else "")
     )
-    job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log, full_length=True)
     outcome = run_trial(settings, job, on_step)
     outcome.metrics.update(score_on_test(job, outcome.student))  # the honest figure: nothing chose on it
     metric = study_task(study).metric
@@ -210,8 +240,7 @@ def deliver(
 def train_full_length(
     study: Any,
     trial: Any,
-    steps: int | None,
-    epochs: float | None,
+    length: TrainingLength,
     to: Path,
     model_name: str,
     tracking_uri: str,
@@ -221,7 +250,7 @@ def train_full_length(
 ) -> FullLengthResult:
     """``cache_dir``: ``--cache-dir``, else the study's own cache directory (shared by its workers)."""
     tracker = study_tracker(study, tracking_uri)
-    candidate = train_candidate(study, trial, steps, epochs, tracker, cache_dir, log, on_step)
+    candidate = train_candidate(study, trial, length, tracker, cache_dir, log, on_step)
     exported, version = deliver(study, candidate, tracker, to, model_name)
     return FullLengthResult(
         metric=candidate.metric,
@@ -245,8 +274,7 @@ def keep_as_candidate(tracker: Tracker, candidate: Candidate) -> None:
 def train_candidates(
     study: Any,
     trials: list[Any],
-    steps: int | None,
-    epochs: float | None,
+    length: TrainingLength,
     tracker: Tracker,
     cache_dir: Path | None,
     log: Callable[[str], None],
@@ -256,7 +284,7 @@ def train_candidates(
     done: list[Candidate] = []
     try:
         for trial in trials:
-            done.append(train_candidate(study, trial, steps, epochs, tracker, cache_dir, log, on_step))
+            done.append(train_candidate(study, trial, length, tracker, cache_dir, log, on_step))
     except BaseException:
         for candidate in done:
             keep_as_candidate(tracker, candidate)
@@ -267,8 +295,7 @@ def train_candidates(
 def train_best(
     study: Any,
     trials: list[Any],
-    steps: int | None,
-    epochs: float | None,
+    length: TrainingLength,
     destination: Callable[[int], Path],
     model_name: str,
     tracking_uri: str,
@@ -283,7 +310,7 @@ def train_best(
     The test score is reported for each candidate but never chosen on: picking the best of N on test
     would make the registered student's test figure optimistic."""
     tracker = study_tracker(study, tracking_uri)
-    candidates = train_candidates(study, trials, steps, epochs, tracker, cache_dir, log, on_step)
+    candidates = train_candidates(study, trials, length, tracker, cache_dir, log, on_step)
     direction = study_task(study).direction
     chosen = best_after_training([c.after for c in candidates], direction)
     for i, candidate in enumerate(candidates):

@@ -97,7 +97,8 @@ def prepare_job(
         test = task.evaluate(teacher, data.test, space.train.eval_batch_size, device)
         return {**metrics, f"test_{task.metric}": test, "depth": arch.depth, "width": arch.width}
 
-    ref_key = [data.key, space.latency.identity(), len(data.validation), len(data.test)]
+    examples = data.evaluation_key or data.key
+    ref_key = [examples, space.latency.identity(), len(data.validation), len(data.test)]
     return Job(
         space=space,
         task=task,

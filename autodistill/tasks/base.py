@@ -38,6 +38,9 @@ class TaskData:
     validation: Any  # what ``Task.evaluate`` scores during the search (stopping, selection)
     test: Any  # scored once per front student and per full-length result; never stops or selects
     key: list[Any]  # identifies teacher, examples and tokenisation, for the caches built on them
+    # identifies teacher and the validation and test examples alone, for the teacher's reference metrics:
+    # a full-length run on other training examples (or a transfer set) reuses them
+    evaluation_key: list[Any] = field(default_factory=list)
 
 
 class Task(Protocol):

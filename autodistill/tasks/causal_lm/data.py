@@ -287,7 +287,7 @@ def token_blocks(corpus: Corpus, tokenizer: Any, max_length: int, cache_dir: Pat
     return cached("lm-blocks", cache_dir, key, compute)
 
 
-def _tensor_hash(*tensors: torch.Tensor) -> str:
+def tensor_hash(*tensors: torch.Tensor) -> str:
     digest = hashlib.sha256()
     for t in tensors:
         digest.update(str(tuple(t.shape)).encode())
@@ -335,5 +335,5 @@ def load_lm_text(
         documents=len(corpus.documents),
         tokens=blocks.numel(),
         content_fingerprint=corpus.fingerprint,
-        fingerprint=_tensor_hash(*(s.input_ids for s in splits)),
+        fingerprint=tensor_hash(*(s.input_ids for s in splits)),
     )

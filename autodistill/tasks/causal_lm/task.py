@@ -20,7 +20,7 @@ from autodistill.measure.latency import Latency
 from autodistill.store.caches import teacher_fingerprint
 from autodistill.tasks.base import TaskData, TaskInputs
 from autodistill.tasks.card import CardText, model_card
-from autodistill.tasks.causal_lm.data import LmData, inspect_lm_text, load_lm_text
+from autodistill.tasks.causal_lm.data import LmData, inspect_lm_text, load_lm_text, tensor_hash
 from autodistill.tasks.causal_lm.evaluation import generate_sample, perplexity
 from autodistill.tasks.causal_lm.topk import TopkBatches, teacher_topk
 from autodistill.tasks.teachers import TeacherError, load_pretrained, read_teacher_config
@@ -142,6 +142,7 @@ class CausalLM:
             validation=data.validation,
             test=data.test,
             key=[*key, space.train.max_length],
+            evaluation_key=[key[0], tensor_hash(data.validation.input_ids, data.test.input_ids)],
         )
 
     def loss(self, outputs: Any, batch: dict[str, Any], lam: float, temperature: float) -> LossParts:

@@ -21,7 +21,7 @@ from autodistill.measure.latency import Latency, measure_latency
 from autodistill.store.caches import cached, teacher_fingerprint
 from autodistill.tasks.base import TaskData, TaskInputs
 from autodistill.tasks.card import CardText, model_card
-from autodistill.tasks.classification.data import TextData, load_text_data
+from autodistill.tasks.classification.data import TextData, fingerprint, load_text_data
 from autodistill.tasks.classification.encoding import Encoded, encode
 from autodistill.tasks.classification.evaluation import accuracy, macro_f1, predict_logits
 from autodistill.tasks.classification.teacher import TeacherError, inspect_teacher, load_teacher
@@ -162,6 +162,7 @@ class SequenceClassification:
             validation=validation,
             test=test,
             key=key,
+            evaluation_key=[key[0], fingerprint(data.validation, data.test), max_length],
         )
 
     def loss(self, outputs: Any, batch: dict[str, Any], lam: float, temperature: float) -> LossParts:

@@ -22,7 +22,7 @@ TRAGEDIES = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test lint demo demo-lm demo-sst2 mpnet-base bench bench-latency bench-quality bench-scale clean
+.PHONY: install test lint demo demo-lm demo-sst2 mpnet-base bench bench-latency bench-quality bench-distill bench-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -91,6 +91,12 @@ SEEDS ?= 0 1 2
 bench-quality: install
 	$(PY) -c "import accelerate" 2>/dev/null || $(PY) -m pip install -q 'accelerate>=1.1'
 	$(PY) benchmarks/search_quality.py --budget-minutes $(BUDGET) --seeds $(SEEDS) --out runs/search-quality-$(BUDGET)min
+
+# The best student under ¼ of the MiniLM teacher's latency on SST-2's test examples: search, full-length
+# training on the transfer set (--quick: ~20 min on 2 cores; DISTILL_FLAGS=--ablation adds the ablation).
+DISTILL_FLAGS ?= --quick
+bench-distill: install
+	$(PY) benchmarks/distill_quality.py $(DISTILL_FLAGS) --out runs/distill-quality
 
 # Many workers on one PostgreSQL study (a stand-in trial that sleeps): trials/s, seconds in Optuna and MLflow,
 # SQL statements per trial, duplicates and lost trials. Needs AUTODISTILL_TEST_PG (a role that may create

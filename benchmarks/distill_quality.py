@@ -207,6 +207,16 @@ def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dic
     return rows
 
 
+def print_ablation(rows: list[dict[str, Any]]) -> None:
+    print("\n| transfer set | attention loss | steps | test accuracy, mean | min–max | minutes per run |")
+    print("| --- | --- | ---: | ---: | --- | ---: |")
+    for r in rows:
+        print(
+            f"| {r['transfer set']} | {r['attention loss']} | {r['steps']} | {r['test accuracy, mean']:.4f} "
+            f"| {r['min–max']} | {r['minutes per run']:.1f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -223,6 +233,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--passes", type=int, default=5, help="interleaved latency passes")
     parser.add_argument("--ablation", action="store_true")
+    parser.add_argument(
+        "--ablation-only",
+        action="store_true",
+        help="only the ablation, of the trial a finished run registered",
+    )
     parser.add_argument("--ablation-seeds", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
@@ -230,6 +245,12 @@ def main() -> None:
             setattr(args, key, value)
     args.out.mkdir(parents=True, exist_ok=True)
     out, log = args.out / "search", args.out / "cli.log"
+    if args.ablation_only:
+        result = json.loads((args.out / "result.json").read_text())
+        result["ablation"] = ablation(args, out, result["trial"])
+        print_ablation(result["ablation"])
+        (args.out / "result.json").write_text(json.dumps(result, indent=2))
+        return
     started = time.perf_counter()
 
     search(args, out, log)
@@ -271,15 +292,8 @@ def main() -> None:
         flush=True,
     )
     if args.ablation:
-        rows = ablation(args, out, best["trial"])
-        result["ablation"] = rows
-        print("\n| transfer set | attention loss | steps | test accuracy, mean | min–max | minutes per run |")
-        print("| --- | --- | ---: | ---: | --- | ---: |")
-        for r in rows:
-            print(
-                f"| {r['transfer set']} | {r['attention loss']} | {r['steps']} | {r['test accuracy, mean']:.4f} "
-                f"| {r['min–max']} | {r['minutes per run']:.1f} |"
-            )
+        result["ablation"] = ablation(args, out, best["trial"])
+        print_ablation(result["ablation"])
     (args.out / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result))
 

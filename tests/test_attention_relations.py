@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, DistilBertConfig, GPT2Config
+from transformers import AutoModelForSequenceClassification, DistilBertConfig, GPT2Config, MPNetConfig
 
 from autodistill.distill.loop import AttentionMatch, DistillRecipe, distill
 from autodistill.distill.loss import attention_relation_loss
@@ -63,6 +63,12 @@ def test_last_layer_projections_by_family() -> None:
         DistilBertConfig(vocab_size=50, dim=16, n_layers=2, n_heads=2, hidden_dim=32)
     )
     assert last_layer_projections(distil)[1] is distil.distilbert.transformer.layer[1].attention.k_lin
+    mpnet = AutoModelForSequenceClassification.from_config(
+        MPNetConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32
+        )
+    )
+    assert last_layer_projections(mpnet)[2] is mpnet.mpnet.encoder.layer[1].attention.attn.v
     with pytest.raises(StudentBuildError, match="attention_weight: 0"):
         # GPT-2 fuses its projections into one c_attn: not supported, said in one line
         last_layer_projections(

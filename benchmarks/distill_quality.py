@@ -3,7 +3,9 @@
 For a teacher (default: the shared MiniLM SST-2 teacher) and SST-2, as a user would, through the CLI:
 
 1. ``autodistill search search_spaces/small-students.yaml`` (1-3 layers, narrow, hidden-state and
-   attention-relation losses searched, a transfer set of altered copies for full-length training);
+   attention-relation losses searched, a transfer set of altered copies for full-length training), with
+   the constraint ``latency_ms ≤ ¼ of the teacher's`` (the teacher timed here first): a shape over it is
+   pruned before training, so the trials go to students that can be chosen;
 2. ``autodistill train --best K --max-latency-fraction 0.25 --train-examples M --epochs E``: the best K
    front students under ¼ of the teacher's latency trained on M labelled examples and their transfer
    set, the best on validation registered;
@@ -38,7 +40,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SPACE = ROOT / "search_spaces" / "small-students.yaml"
-QUICK = {"trials": 8, "steps": 100, "train_examples": 8000, "epochs": 2.0, "best": 1}
+QUICK = {"trials": 14, "steps": 100, "train_examples": 8000, "epochs": 2.0, "best": 1}
 FULL = {"trials": 20, "steps": 150, "train_examples": None, "epochs": 1.0, "best": 2}
 
 
@@ -60,6 +62,9 @@ def search(args: argparse.Namespace, out: Path, log: Path) -> None:
     if (out / "optuna.db").exists():
         print(f"search: reusing {out}", flush=True)
         return
+    teacher_ms = teacher_latency(args.teacher)
+    bound = f"search.constraints={{latency_ms: {{max: {0.25 * teacher_ms:.3f}}}}}"
+    print(f"search: teacher {teacher_ms:.2f} ms here; {bound}", flush=True)
     autodistill(
         [
             "search",
@@ -76,9 +81,22 @@ def search(args: argparse.Namespace, out: Path, log: Path) -> None:
             str(args.seed),
             "--set",
             f"train.steps={args.steps}",
+            "--set",
+            bound,
         ],
         log,
     )
+
+
+def teacher_latency(teacher: str) -> float:
+    """The teacher's batch-1 latency as the search will measure it (its default latency settings)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from autodistill.config.schema import LatencySpec
+    from autodistill.measure.latency import measure_latency
+
+    model = AutoModelForSequenceClassification.from_pretrained(teacher).eval()
+    return statistics.median(measure_latency(model, LatencySpec()).p50_ms for _ in range(3))
 
 
 def train_best(args: argparse.Namespace, out: Path, log: Path) -> dict[str, Any]:

@@ -420,14 +420,31 @@ class SearchSpec(BaseModel):
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
 
     def constraint_values(self, metrics: dict[str, float]) -> dict[str, float]:
-        """Each constraint's value for ``metrics``, in Optuna's convention: ≤ 0 is feasible."""
+        """Each constraint's value for ``metrics``, in Optuna's convention: ≤ 0 is feasible (constraints on
+        metrics not in ``metrics`` are left out)."""
         values = {}
         for metric, bound in self.constraints.items():
+            if metric not in metrics:
+                continue
             if bound.max is not None:
                 values[f"{metric}_max"] = metrics[metric] - bound.max
             if bound.min is not None:
                 values[f"{metric}_min"] = bound.min - metrics[metric]
         return values
+
+    def cost_violations(self, cost: dict[str, float]) -> list[str]:
+        """The constraints that ``cost`` (a shape's size and latency, known before training) breaks, one
+        line each; constraints on metrics not in ``cost`` (accuracy) are left for after training."""
+        broken = []
+        for metric, bound in self.constraints.items():
+            value = cost.get(metric)
+            if value is None:
+                continue
+            if bound.max is not None and value > bound.max:
+                broken.append(f"{metric} {value:.4g} > max {bound.max:g}")
+            if bound.min is not None and value < bound.min:
+                broken.append(f"{metric} {value:.4g} < min {bound.min:g}")
+        return broken
 
     @field_validator("objectives")
     @classmethod

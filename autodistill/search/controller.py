@@ -77,7 +77,10 @@ def run_search(
         raise
     _end_parent(study, tracker, "FINISHED")
     if not complete:
-        log("no trial completed: every trial failed; see the reasons above or in MLflow (tag fail_reason)")
+        log(
+            "no trial completed: every trial failed, was stopped early or broke a size/latency constraint "
+            "before training; see the reasons above or in MLflow (tags fail_reason, prune_reason)"
+        )
     elif front.empty:
         log("no trial met the constraints, so the front is empty; see search.constraints")
     return SearchResult(

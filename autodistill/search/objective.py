@@ -16,7 +16,7 @@ from autodistill.search.early_stopping import EarlyStopping
 from autodistill.search.preparation import Job
 from autodistill.search.sampling import TrialSettings, sample
 from autodistill.search.shape_cost import StudyLatencyMemo, shape_key
-from autodistill.search.trial import TrialRunner, run_trial
+from autodistill.search.trial import InfeasibleShape, TrialRunner, run_trial
 from autodistill.store.tracking import Tracker
 
 
@@ -89,7 +89,14 @@ def make_objective(
                         raise optuna.TrialPruned(reason)
 
                 memo = latency_memo(trial, run_id, settings)
-                outcome = (run or run_trial)(settings, job, on_step, on_checkpoint, early.steps, memo)
+                try:
+                    outcome = (run or run_trial)(settings, job, on_step, on_checkpoint, early.steps, memo)
+                except InfeasibleShape as exc:  # no training spent on a student that cannot be chosen
+                    for key, value in space.search.constraint_values(exc.cost).items():
+                        trial.set_constraint(key, value)
+                    trial.set_user_attr("metrics", exc.cost)
+                    tracker.log_metrics(run_id, exc.cost)
+                    raise optuna.TrialPruned(str(exc)) from None
             start = time.perf_counter()
             student_dir = students_dir / f"trial-{trial.number}"
             outcome.student.save_pretrained(student_dir, safe_serialization=True)

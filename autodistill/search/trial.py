@@ -33,6 +33,15 @@ from autodistill.search.shape_cost import LatencyMemo, shape_cost
 CheckpointCallback = Callable[[int, float, dict[str, float]], None]
 
 
+class InfeasibleShape(Exception):
+    """The student's shape breaks a constraint on size or latency: it could never be chosen, so it is not
+    trained. Carries the cost figures measured."""
+
+    def __init__(self, cost: dict[str, float], broken: list[str]):
+        super().__init__(f"infeasible before training: {'; '.join(broken)}")
+        self.cost = cost
+
+
 @dataclass
 class TrialOutcome:
     metrics: dict[str, float]  # the objective and reference metrics, MLflow and Optuna hold these
@@ -78,6 +87,7 @@ def run_trial(
     """Build the student of ``settings`` (random or from the teacher's weights), measure its cost, distil
     it for the job's budget against the cached teacher outputs, and measure its quality (the task's metric).
 
+    A shape that breaks a constraint on its size or latency raises ``InfeasibleShape`` before training.
     At each of ``checkpoint_steps`` the quality so far is measured and passed to ``on_checkpoint``,
     which may raise to stop the trial (early stopping). ``latency_memo`` supplies (and keeps) the
     shape's latency figures, so a shape timed before is not timed again.
@@ -93,6 +103,9 @@ def run_trial(
         init_from_teacher(student, job.teacher.state_dict(), job.teacher_arch, settings.arch, layers)
     build_seconds = time.perf_counter() - start
     cost, timings = shape_cost(student, space.latency, latency_memo, task.measure_latency)
+    broken = space.search.cost_violations(cost)
+    if broken:
+        raise InfeasibleShape(cost, broken)
     checkpoints = set(checkpoint_steps)
     checkpoint_seconds = 0.0
 

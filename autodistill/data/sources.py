@@ -20,8 +20,9 @@ class DataError(ValueError):
     """The dataset cannot be used as asked; the message says which key or flag to change."""
 
 
-def load_raw(spec: DatasetSpec) -> Any:
-    """``datasets.DatasetDict`` for a hub id, a local directory or one data file."""
+def load_raw(spec: DatasetSpec, source: str = "--dataset") -> Any:
+    """``datasets.DatasetDict`` for a hub id, a local directory or one data file; errors name ``source``
+    (the flag or key that gave the path)."""
     import datasets
 
     if not spec.path:
@@ -34,14 +35,14 @@ def load_raw(spec: DatasetSpec) -> Any:
             builder = FILE_BUILDERS.get(path.suffix.lower())
             if builder is None:
                 raise DataError(
-                    f"--dataset {spec.path}: unsupported file type '{path.suffix}'; "
+                    f"{source} {spec.path}: unsupported file type '{path.suffix}'; "
                     f"use one of {', '.join(FILE_BUILDERS)} or a directory"
                 )
             extra = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
             return datasets.load_dataset(builder, data_files={spec.train_split: str(path)}, **extra)
         if looks_local(spec.path):
             if not path.is_dir():
-                raise DataError(f"--dataset {spec.path}: no such file or directory")
+                raise DataError(f"{source} {spec.path}: no such file or directory")
             if is_class_folders(path):
                 return load_class_folders(path)
             return datasets.load_dataset(str(path), name=spec.name)
@@ -49,7 +50,7 @@ def load_raw(spec: DatasetSpec) -> Any:
     except DataError:
         raise
     except Exception as exc:  # datasets raises many types; the user needs the one line
-        raise DataError(f"--dataset {spec.path}: cannot load it ({first_line(exc)})") from None
+        raise DataError(f"{source} {spec.path}: cannot load it ({first_line(exc)})") from None
 
 
 DATA_SUFFIXES = {*FILE_BUILDERS, ".arrow", ".txt"}

@@ -84,8 +84,8 @@ def prepare_job(
     transfer = full_length or space.transfer.in_trials
     data = task.prepare(space, inputs, teacher, tokenizer, cache_dir, device, log, transfer)
     states = None
-    if space.distill.uses_hidden_states() or space.distill.uses_attention_relations():
-        layers = matched_layers(space, teacher_arch(teacher.config))
+    layers = matched_layers(space, teacher_arch(teacher.config))  # none when no loss reads a layer
+    if layers:
         states = teacher_states(
             teacher, data.train_tokens, layers, space.train.eval_batch_size, device, cache_dir, data.key, log
         )

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from autodistill.config.schema import SpaceConfig
-from autodistill.data.sources import FILE_BUILDERS, DataError, pick_column
+from autodistill.config.schema import DatasetSpec, SpaceConfig
+from autodistill.data.sources import DataError, load_raw, pick_column
 from autodistill.store.caches import cached, teacher_fingerprint
 from autodistill.tasks.classification.data import TEXT_COLUMNS, Split, TextData
 from autodistill.tasks.classification.encoding import Encoded, encode
@@ -163,28 +163,14 @@ def load_unlabeled(path_text: str, text_column: str | None) -> list[str]:
             raise DataError(f"{key}: cannot read it ({first_line(exc)}); give UTF-8 text") from None
         texts = [t for t in texts if t]
     else:
-        texts = _texts_of_dataset(path, key, text_column)
+        texts = _texts_of_dataset(path_text, text_column)
     if not texts:
         raise DataError(f"{key}: holds no text; give one text per line, or remove dataset.unlabeled")
     return texts
 
 
-def _texts_of_dataset(path: Path, key: str, text_column: str | None) -> list[str]:
-    import datasets
-
-    builder = FILE_BUILDERS.get(path.suffix.lower()) if path.is_file() else None
-    if path.is_file() and builder is None:
-        raise DataError(
-            f"{key}: unsupported file type '{path.suffix}'; use .txt or {', '.join(FILE_BUILDERS)}"
-        )
-    try:
-        if builder is not None:
-            extra = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-            raw = datasets.load_dataset(builder, data_files={"train": str(path)}, **extra)
-        else:
-            raw = datasets.load_dataset(str(path))
-    except Exception as exc:  # datasets raises many types; the user needs the one line
-        raise DataError(f"{key}: cannot load it ({first_line(exc)})") from None
+def _texts_of_dataset(path_text: str, text_column: str | None) -> list[str]:
+    raw = load_raw(DatasetSpec(path=path_text), source="dataset.unlabeled:")
     rows = raw[next(iter(raw))]
     column = pick_column(list(rows.column_names), text_column, TEXT_COLUMNS, "text_column")
     return [str(t).strip() for t in rows[column] if t is not None and str(t).strip()]

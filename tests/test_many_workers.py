@@ -23,7 +23,7 @@ from autodistill.search.study import comparable_fingerprint, make_sampler
 from autodistill.store.caches import cached
 from autodistill.store.locations import experiment_url
 from autodistill.store.studies import study_cache_dir
-from autodistill.store.tracking import Tracker
+from autodistill.store.tracking import ROLE_TAG, STUDY_TAG, Tracker
 from tests.conftest import TINY_SPACE, search_command
 
 OBJECTIVES = ["accuracy", "latency_ms", "size_mb"]
@@ -112,6 +112,33 @@ def test_an_experiment_created_before_gets_its_kind(tmp_path: Path) -> None:
     assert "mlflow.experimentKind" not in client.get_experiment(old).tags
     assert Tracker(uri, "older-study").experiment_id == old
     assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_workers_settle_on_the_earliest_parent_run_even_when_it_lands_late(tmp_path: Path) -> None:
+    """Through a server a run's start time is taken before its request lands: a worker can create the
+    first visible parent run, and a run stamped earlier by another worker arrives after it. Both workers
+    must settle on that earlier one (CI saw two parent runs when the first worker kept its own)."""
+    import threading
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "racing")
+    client = MlflowClient(uri)
+    settled: list[str] = []
+    worker = threading.Thread(target=lambda: settled.append(tracker.start_study({})))
+    worker.start()
+    study_runs = f"tags.`{ROLE_TAG}` = 'study'"
+    while not (mine := client.search_runs([tracker.experiment_id], filter_string=study_runs)):
+        time.sleep(0.05)
+    stamped_earlier = mine[0].info.start_time - 500
+    late = client.create_run(
+        tracker.experiment_id, start_time=stamped_earlier, tags={ROLE_TAG: "study", STUDY_TAG: "racing"}
+    )
+    worker.join()
+    assert settled == [late.info.run_id]
+    remaining = client.search_runs([tracker.experiment_id], filter_string=study_runs)
+    assert [r.info.run_id for r in remaining] == [late.info.run_id]
+    # a second worker arriving now reads the same parent
+    assert Tracker(uri, "racing").start_study({}) == late.info.run_id
 
 
 @pytest.fixture(scope="module")

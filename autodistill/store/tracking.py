@@ -26,6 +26,8 @@ TRIAL_TAG = "optuna.trial_number"
 STATE_TAG = "optuna.trial_state"
 PARENT_TAG = "mlflow.parentRunId"
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+# How old the earliest study run must be before workers settle on it (see Tracker._settled_parent)
+SETTLE_S = 2.0
 FRONT_TAG = "autodistill.on_front"
 # `train --best N`: "registered" on the run whose student was registered, "candidate" on the others
 CHOICE_TAG = "autodistill.choice"
@@ -118,21 +120,36 @@ class Tracker:
         """
         import mlflow
 
-        existing = self._study_runs()
-        if existing:
-            self.parent_run_id = existing[0].info.run_id
-            self.client.update_run(self.parent_run_id, status="RUNNING")
+        if not self._study_runs():
+            all_tags = {ROLE_TAG: "study", STUDY_TAG: self.study_name, **tags}
+            outer = mlflow.active_run()
+            if outer is not None and outer.info.experiment_id == self.experiment_id:
+                all_tags[PARENT_TAG] = outer.info.run_id
+            mine = self.client.create_run(
+                self.experiment_id, tags=all_tags, run_name=f"study {self.study_name}"
+            )
+            self.parent_run_id = self._settled_parent()
+            if self.parent_run_id != mine.info.run_id:
+                self.client.delete_run(mine.info.run_id)
             return self.parent_run_id
-        all_tags = {ROLE_TAG: "study", STUDY_TAG: self.study_name, **tags}
-        outer = mlflow.active_run()
-        if outer is not None and outer.info.experiment_id == self.experiment_id:
-            all_tags[PARENT_TAG] = outer.info.run_id
-        mine = self.client.create_run(self.experiment_id, tags=all_tags, run_name=f"study {self.study_name}")
-        earliest = self._study_runs()[0].info.run_id
-        if earliest != mine.info.run_id:
-            self.client.delete_run(mine.info.run_id)
-        self.parent_run_id = earliest
+        self.parent_run_id = self._settled_parent()
+        self.client.update_run(self.parent_run_id, status="RUNNING")
         return self.parent_run_id
+
+    def _settled_parent(self) -> str:
+        """The earliest study run, once no earlier one can still arrive.
+
+        A run's start time is taken by the worker before its request reaches the store, so through a
+        server a run can become visible after a later-stamped one. Once the earliest visible run is
+        ``SETTLE_S`` old, every run stamped before it has landed (the delay covers the request and
+        clock skew between machines): from then on, all workers read the same earliest run.
+        """
+        while True:
+            earliest = self._study_runs()[0]
+            age = time.time() - earliest.info.start_time / 1000
+            if age >= SETTLE_S:
+                return str(earliest.info.run_id)
+            time.sleep(SETTLE_S - age)
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         """Log the parameters the run does not hold yet (MLflow parameters cannot change).

@@ -137,7 +137,7 @@ class DistillationTrainer(Trainer):
                     "depth": args.depth,
                     "width": width,
                     "heads": self.space.student.heads_for(width),
-                    "ffn": self.space.student.ffn_for(width),
+                    "ffn": self.space.student.ffn_for(width, fixed_ffn_ratio(self.space)),
                 },
             )
             trial.set_user_attr(
@@ -150,6 +150,12 @@ class DistillationTrainer(Trainer):
             )
             trial.study.set_user_attr(f"{TEST_SCORES_PREFIX}{trial.number}", {"test_accuracy": test_accuracy})
         return metrics
+
+
+def fixed_ffn_ratio(space: SpaceConfig) -> float:
+    """The peer searches depth and width only: a searched ffn_ratio is read at its largest value."""
+    ratio = space.student.ffn_ratio
+    return float(ratio.values_bound()[1] if isinstance(ratio, Dist) else ratio)
 
 
 def suggest(trial: optuna.Trial, name: str, value: Any) -> Any:
@@ -206,7 +212,7 @@ def make_model_init(teacher_dir: str, teacher: Any, space: SpaceConfig, hp_space
             num_hidden_layers=depth,
             hidden_size=width,
             num_attention_heads=space.student.heads_for(width),
-            intermediate_size=space.student.ffn_for(width),
+            intermediate_size=space.student.ffn_for(width, fixed_ffn_ratio(space)),
         )
         student = AutoModelForSequenceClassification.from_config(config)
         if width == teacher.config.hidden_size and trial is not None:

@@ -22,6 +22,7 @@ from autodistill.distill.student import (
     student_config,
     teacher_arch,
 )
+from tests.test_teacher_init import strongest
 
 TINY = {"vocab_size": 128, "max_position_embeddings": 64}
 CONFIGS = {
@@ -189,7 +190,16 @@ def test_llama_weight_select_takes_consistent_units() -> None:
     arch = StudentArch(2, 16, 4, 32, kv_heads=2)  # 4 heads of 4 in 2 groups
     student = from_teacher(teacher, arch, [1, 3])
     hidden = evenly_spaced(32, 16)
-    ffn = evenly_spaced(64, 32)
+    t, s = teacher.state_dict(), student.state_dict()
+    mlp = "model.layers.{}.mlp.{}_proj.weight"
+    ffn1, ffn3 = (
+        strongest(
+            32,
+            *(t[mlp.format(i, m)].norm(dim=1) for m in ("gate", "up")),
+            t[mlp.format(i, "down")].norm(dim=0),
+        )
+        for i in (1, 3)
+    )
     within = torch.tensor([0, 2, 4, 6])  # rotary pairs (0, 4) and (2, 6): the student's frequencies
     query = (torch.arange(4)[:, None] * 8 + within).flatten()
     key_value = (torch.arange(2)[:, None] * 8 + within).flatten()
@@ -200,10 +210,10 @@ def test_llama_weight_select_takes_consistent_units() -> None:
     assert torch.equal(s[layer.format(1, "v_proj")], t[layer.format(3, "v_proj")][key_value][:, hidden])
     assert torch.equal(s[layer.format(0, "o_proj")], t[layer.format(1, "o_proj")][hidden][:, query])
     assert torch.equal(
-        s["model.layers.0.mlp.gate_proj.weight"], t["model.layers.1.mlp.gate_proj.weight"][ffn][:, hidden]
+        s["model.layers.0.mlp.gate_proj.weight"], t["model.layers.1.mlp.gate_proj.weight"][ffn1][:, hidden]
     )
     assert torch.equal(
-        s["model.layers.1.mlp.down_proj.weight"], t["model.layers.3.mlp.down_proj.weight"][hidden][:, ffn]
+        s["model.layers.1.mlp.down_proj.weight"], t["model.layers.3.mlp.down_proj.weight"][hidden][:, ffn3]
     )
     assert torch.equal(
         s["model.layers.1.input_layernorm.weight"], t["model.layers.3.input_layernorm.weight"][hidden]
@@ -264,7 +274,9 @@ def test_gpt2_weight_select_takes_consistent_units() -> None:
     arch = StudentArch(2, 16, 2, 64)  # 2 heads of 8
     student = from_teacher(teacher, arch, [1, 3])
     hidden = evenly_spaced(32, 16)
-    ffn = evenly_spaced(128, 64)
+    t, s = teacher.state_dict(), student.state_dict()
+    fc, proj = "transformer.h.3.mlp.c_fc.weight", "transformer.h.3.mlp.c_proj.weight"
+    ffn = strongest(64, t[fc].norm(dim=0), t[proj].norm(dim=1))
     heads = (torch.tensor([0, 3])[:, None] * 8 + torch.arange(8)).flatten()
     fused = torch.cat([heads, heads + 32, heads + 64])  # query | key | value columns
     t, s = teacher.state_dict(), student.state_dict()

@@ -7,6 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from autodistill.config import Dist
 from autodistill.config.spacefile import load_space
 from autodistill.distill.student import StudentArch
 from autodistill.search.sampling import sample
@@ -44,3 +45,19 @@ def test_bert_space_students_are_no_larger_than_minilm() -> None:
         "weight-select",
         "teacher-layers",
     }
+
+
+def test_a_searched_ffn_ratio_sets_each_students_feed_forward_size() -> None:
+    path = SPACES[[p.name for p in SPACES].index("bert.yaml")]
+    space = load_space(path).config
+    space.student.init = "weight-select"
+    space.student.ffn_ratio = Dist(type="categorical", choices=[1, 2, 4])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    ratios = set()
+    for _ in range(12):
+        trial = study.ask()
+        arch = sample(trial, space, MINILM).arch
+        ratios.add(trial.params["ffn_ratio"])
+        assert arch.ffn == arch.width * trial.params["ffn_ratio"]
+        study.tell(trial, 0.5)
+    assert ratios == {1, 2, 4}

@@ -43,6 +43,11 @@ def first(output):
     return output[0] if isinstance(output, tuple) else output
 
 
+def strongest(keep: int, *norms: torch.Tensor) -> torch.Tensor:
+    """The ``keep`` feed-forward units with the largest product of weight norms in and out, in order."""
+    return torch.stack(norms).prod(dim=0).topk(keep).indices.sort().values
+
+
 def make_teacher(config) -> torch.nn.Module:
     torch.manual_seed(123)
     return AutoModelForSequenceClassification.from_config(config).eval()
@@ -101,8 +106,9 @@ def test_weight_select_takes_consistent_units_heads_and_feed_forward() -> None:
     hidden = torch.linspace(0, 63, 32).round().long()
     heads = torch.tensor([0, 3])  # evenly spaced heads, all 16 dimensions of each
     attention = (heads[:, None] * 16 + torch.arange(16)[None, :]).flatten()
-    ffn = torch.linspace(0, 127, 64).round().long()
     t, s = teacher.state_dict(), student.state_dict()
+    layer3 = "bert.encoder.layer.3.{}.dense.weight"
+    ffn = strongest(64, t[layer3.format("intermediate")].norm(dim=1), t[layer3.format("output")].norm(dim=0))
     assert torch.equal(
         s["bert.embeddings.word_embeddings.weight"], t["bert.embeddings.word_embeddings.weight"][:, hidden]
     )
@@ -196,3 +202,27 @@ def test_mpnet_weight_select_keeps_the_selected_heads_and_their_position_bias(
     assert torch.equal(s["classifier.dense.weight"], t["classifier.dense.weight"][hidden][:, hidden])
     assert torch.equal(s["classifier.out_proj.weight"], t["classifier.out_proj.weight"][:, hidden])
     assert torch.isfinite(student(input_ids=IDS, attention_mask=MASK).logits).all()
+
+
+def test_weight_select_keeps_each_layers_strongest_feed_forward_units() -> None:
+    """A narrower feed-forward keeps, per layer, the units with the largest weights in and out; the
+    same units on both sides, so each kept unit computes what it did in the teacher."""
+    teacher = make_teacher(CONFIGS["bert"])  # feed-forward 128
+    strong = {1: [3, 50, 100], 3: [7, 8, 127]}
+    with torch.no_grad():
+        for layer, units in strong.items():
+            block = teacher.bert.encoder.layer[layer]
+            block.intermediate.dense.weight[units] *= 10
+            block.output.dense.weight[:, units] *= 10
+    t = teacher_arch(teacher.config)
+    arch = StudentArch(depth=2, width=t.width, heads=t.heads, ffn=16)
+    student = from_teacher(teacher, arch, [1, 3])
+    for i, layer in enumerate([1, 3]):
+        taught, kept = teacher.bert.encoder.layer[layer], student.bert.encoder.layer[i]
+        rows = [
+            int(torch.nonzero((taught.intermediate.dense.weight == row).all(dim=1))[0])
+            for row in kept.intermediate.dense.weight
+        ]
+        assert set(strong[layer]) <= set(rows) and rows == sorted(rows)
+        assert torch.equal(kept.output.dense.weight, taught.output.dense.weight[:, rows])
+        assert torch.equal(kept.intermediate.dense.bias, taught.intermediate.dense.bias[rows])

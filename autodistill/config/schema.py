@@ -180,7 +180,11 @@ class StudentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     head_size: int = Field(64, gt=0, description="attention heads = width / head_size")
-    ffn_ratio: float = Field(4.0, gt=0, description="feed-forward size = ffn_ratio × width")
+    ffn_ratio: Number = Field(
+        4.0,
+        description="feed-forward size = ffn_ratio × width; searchable (a narrower feed-forward buys depth "
+        "at the same latency)",
+    )
     depth: Integer = Field(description="number of transformer layers")
     width: Integer = Field(description="hidden size")
     init: Annotated[
@@ -212,9 +216,15 @@ class StudentSpec(BaseModel):
         """Attention heads of a student of ``width``: one per ``head_size`` units (at least one)."""
         return max(1, width // self.head_size)
 
-    def ffn_for(self, width: int) -> int:
-        """Feed-forward size of a student of ``width``."""
-        return round(width * self.ffn_ratio)
+    def ffn_for(self, width: int, ratio: float) -> int:
+        """Feed-forward size of a student of ``width`` with feed-forward ``ratio`` (at least one unit)."""
+        return max(1, round(width * ratio))
+
+    @field_validator("ffn_ratio")
+    @classmethod
+    def _ffn_ratio_positive(cls, v: Dist | float) -> Dist | float:
+        _check_bounds(v, "ffn_ratio", 0, None, low_open=True)
+        return v
 
     @field_validator("depth")
     @classmethod

@@ -302,7 +302,7 @@ def init_from_teacher(
             f"teacher's {teacher.heads} heads of {teacher_head} with {teacher_kv} key/value heads"
         )
     hidden = evenly_spaced(teacher.width, arch.width)
-    ffn = evenly_spaced(teacher.ffn, arch.ffn)
+    ffn = feed_forward_units(teacher_state, teacher, arch.ffn)
     if teacher.kv_heads is not None:  # rotary: keep (i, i + half) pairs at the student's frequencies
         if student_head % 2:
             raise StudentBuildError(f"rotary position embeddings need an even head size; got {student_head}")
@@ -333,13 +333,13 @@ def init_from_teacher(
         if rows and _FUSED_OUT.search(name):
             return attention
         if (rows and _GATED_IN.search(name)) or (dim == 1 and _GATED_OUT.search(name)):
-            return ffn
+            return ffn(name)
         if (conv_out and _CONV_MLP_IN.search(name)) or (rows and _CONV_MLP_OUT.search(name)):
-            return ffn
+            return ffn(name)
         if teacher_size == teacher.width:
             return hidden
         if teacher_size == teacher.ffn:
-            return ffn
+            return ffn(name)
         raise StudentBuildError(f"cannot map {name} dimension {dim} ({teacher_size}) onto the student")
 
     parameters = {name for name, _ in student.named_parameters(remove_duplicate=False)}
@@ -358,9 +358,39 @@ def init_from_teacher(
             continue
         for dim, size in enumerate(param.shape):
             if weight.shape[dim] != size:
-                weight = weight.index_select(dim, units(name, dim, weight.shape[dim]).to(weight.device))
+                weight = weight.index_select(dim, units(source, dim, weight.shape[dim]).to(weight.device))
         selected[name] = weight.clone()
     student.load_state_dict(selected)
+
+
+def feed_forward_units(teacher_state: dict[str, Any], teacher: StudentArch, keep: int) -> Any:
+    """Which of each teacher layer's feed-forward units a student keeps, as ``f(weight name) -> indices``.
+
+    A unit's weight into the layer's residual stream and out of it are one row and one column; the units
+    whose product of those norms is largest carry most of the layer's output (magnitude pruning). The
+    choice is per layer and leaves the hidden units alone, so the residual stream stays aligned. Where
+    the feed-forward size equals the width, a matrix does not say which of its sides is the feed-forward
+    one: every layer then keeps evenly spaced units, as do layers the state does not name.
+    """
+    even = evenly_spaced(teacher.ffn, keep)
+    scores: dict[int, Any] = {}
+    if teacher.ffn != teacher.width:
+        for name, weight in teacher_state.items():
+            layer = _LAYER.search(name)
+            if layer is None or weight.ndim != 2 or teacher.ffn not in weight.shape:
+                continue
+            if teacher.width not in weight.shape:  # not a matrix between the stream and the units
+                continue
+            norms = weight.float().norm(dim=1 - weight.shape.index(teacher.ffn))
+            index = int(layer.group(3))
+            scores[index] = scores[index] * norms if index in scores else norms
+    chosen = {index: score.topk(keep).indices.sort().values for index, score in scores.items()}
+
+    def units(name: str) -> Any:
+        layer = _LAYER.search(name)
+        return chosen.get(int(layer.group(3)), even) if layer else even
+
+    return units
 
 
 # The query, key and value projections of an encoder layer, by family: BERT-style ``attention.self.query``,

@@ -87,9 +87,8 @@ def _teacher_init_fits(space: SpaceConfig, teacher: StudentArch) -> list[str]:
     if "weight-select" in inits:
         width = int(upper_bound(student.width))
         heads = student.heads_for(width)
-        largest = StudentArch(
-            min(max_depth, teacher.depth), width, heads, student.ffn_for(width), kv_heads_for(teacher, heads)
-        )
+        ffn = student.ffn_for(width, upper_bound(student.ffn_ratio))
+        largest = StudentArch(min(max_depth, teacher.depth), width, heads, ffn, kv_heads_for(teacher, heads))
         try:
             check_teacher_init(teacher, largest, "weight-select")
         except StudentBuildError as exc:

@@ -81,8 +81,9 @@ def sample(trial: Any, space: SpaceConfig, teacher: StudentArch) -> TrialSetting
     else:
         width = int(_suggest(trial, "width", student.width))
         heads = student.heads_for(width)
+        ffn = student.ffn_for(width, float(_suggest(trial, "ffn_ratio", student.ffn_ratio)))
         # grouped-query attention: the teacher's query heads per key/value head, where it divides
-        arch = StudentArch(depth, width, heads, student.ffn_for(width), kv_heads_for(teacher, heads))
+        arch = StudentArch(depth, width, heads, ffn, kv_heads_for(teacher, heads))
     return TrialSettings(
         arch=arch,
         lam=float(_suggest(trial, "lambda", distill.lam)),

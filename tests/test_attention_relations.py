@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, DistilBertConfig, GPT2Config, MPNetConfig
@@ -124,6 +125,13 @@ def test_training_with_the_relation_loss(tmp_path: Path) -> None:
     assert result.parts["attention"][0] > 100 * copied and len(result.parts["attention"]) == 5
     assert all(torch.isfinite(torch.tensor(result.losses)))
     assert not any(module._forward_hooks for module in last_layer_projections(student))  # hooks removed
+
+    def stop_early(step: int, loss: float) -> None:
+        raise optuna.TrialPruned("stopped early")
+
+    with pytest.raises(optuna.TrialPruned):  # an early stop leaves no hook either
+        distill(student, training, loss, recipe, "cpu", attention=match, on_step=stop_early)
+    assert not any(module._forward_hooks for module in last_layer_projections(student))
 
 
 def test_relation_loss_needs_the_teacher() -> None:

@@ -150,53 +150,55 @@ def distill(
     order = torch.randperm(len(train), generator=generator)
     cursor = 0
     student_qkv, hooks = _capture_projections(student) if attention else ({}, [])
-    for step in range(1, recipe.steps + 1):
-        if cursor + recipe.batch_size > len(order):  # next epoch, reshuffled
-            order, cursor = torch.randperm(len(train), generator=generator), 0
-        index = order[cursor : cursor + recipe.batch_size]
-        cursor += recipe.batch_size
-        batch = {k: v.to(device) for k, v in train.batch(index).items()}
-        outputs = student(**{k: batch[k] for k in MODEL_INPUTS}, output_hidden_states=use_hidden)
-        parts = loss_step(outputs, batch, recipe.lam, recipe.temperature)
-        loss, hidden_part = parts.total, torch.zeros(())
-        if hidden is not None:
-            hidden_part = hidden_state_loss(
-                list(outputs.hidden_states[1:]),
-                hidden.states.batch(index, hidden.teacher_layers, device),
-                batch["attention_mask"],
-                recipe.hidden_loss,
-                projection,
+    try:  # an early stop (TrialPruned from on_step) or a non-finite loss must not leave hooks behind
+        for step in range(1, recipe.steps + 1):
+            if cursor + recipe.batch_size > len(order):  # next epoch, reshuffled
+                order, cursor = torch.randperm(len(train), generator=generator), 0
+            index = order[cursor : cursor + recipe.batch_size]
+            cursor += recipe.batch_size
+            batch = {k: v.to(device) for k, v in train.batch(index).items()}
+            outputs = student(**{k: batch[k] for k in MODEL_INPUTS}, output_hidden_states=use_hidden)
+            parts = loss_step(outputs, batch, recipe.lam, recipe.temperature)
+            loss, hidden_part = parts.total, torch.zeros(())
+            if hidden is not None:
+                hidden_part = hidden_state_loss(
+                    list(outputs.hidden_states[1:]),
+                    hidden.states.batch(index, hidden.teacher_layers, device),
+                    batch["attention_mask"],
+                    recipe.hidden_loss,
+                    projection,
+                )
+                loss = loss + recipe.hidden_weight * hidden_part
+            attention_part = torch.zeros(())
+            if attention is not None:
+                attention_part = attention_relation_loss(
+                    [student_qkv[role] for role in "qkv"],
+                    attention.teacher_qkv(index, device),
+                    batch["attention_mask"],
+                    attention.heads,
+                )
+                loss = loss + recipe.attention_weight * attention_part
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss ({loss.item()}) at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            result.losses.append(loss.item())
+            named = (
+                ("hard", parts.hard),
+                ("soft", parts.soft),
+                ("hidden", hidden_part),
+                ("attention", attention_part),
             )
-            loss = loss + recipe.hidden_weight * hidden_part
-        attention_part = torch.zeros(())
-        if attention is not None:
-            attention_part = attention_relation_loss(
-                [student_qkv[role] for role in "qkv"],
-                attention.teacher_qkv(index, device),
-                batch["attention_mask"],
-                attention.heads,
-            )
-            loss = loss + recipe.attention_weight * attention_part
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss ({loss.item()}) at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        scheduler.step()
-        result.losses.append(loss.item())
-        named = (
-            ("hard", parts.hard),
-            ("soft", parts.soft),
-            ("hidden", hidden_part),
-            ("attention", attention_part),
-        )
-        for name, value in named:
-            result.parts[name].append(float(value.detach()))
-        if on_step:
-            on_step(step, result.losses[-1])
-    for hook in hooks:
-        hook.remove()
+            for name, value in named:
+                result.parts[name].append(float(value.detach()))
+            if on_step:
+                on_step(step, result.losses[-1])
+    finally:
+        for hook in hooks:
+            hook.remove()
     result.seconds = time.perf_counter() - start
     student.eval()
     return result

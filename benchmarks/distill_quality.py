@@ -23,6 +23,7 @@ examples and their copies, 2 epochs) and prints, as its last line, a JSON object
     .venv/bin/python benchmarks/distill_quality.py --quick [--out DIR]
     .venv/bin/python benchmarks/distill_quality.py [--teacher DIR] [--trials N] [--train-examples M]
         [--epochs E] [--ablation] [--ablation-seeds 0 1 2] [--out DIR]
+    .venv/bin/python benchmarks/distill_quality.py --quick --out DIR --compare TRIAL [TRIAL ...]
 """
 
 from __future__ import annotations
@@ -174,6 +175,21 @@ def train_variant(
     }
 
 
+def seeded_runs(
+    study: Any, settings: Any, length: Any, augment: int, seeds: list[int], cache: Path
+) -> dict[str, Any]:
+    """``train_variant`` once per seed: steps, the test accuracy's mean and range, minutes per run."""
+    runs = [train_variant(study, settings, length, augment, seed, cache) for seed in seeds]
+    scores = [r["test"] for r in runs]
+    return {
+        "steps": runs[0]["steps"],
+        "test accuracy, mean": statistics.mean(scores),
+        "min–max": f"{min(scores):.4f}–{max(scores):.4f}",
+        "seeds": seeds,
+        "minutes per run": statistics.mean(r["minutes"] for r in runs),
+    }
+
+
 def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dict[str, Any]]:
     """The registered trial's recipe at full length, per seed (``train.seed``: initial order and
     dropout), scored on the test examples:
@@ -198,20 +214,11 @@ def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dic
     rows: list[dict[str, Any]] = []
 
     def row(name: str, attention: str, settings: Any, length: Any, augment: int) -> dict[str, Any]:
-        runs = [
-            train_variant(study, settings, length, augment, seed, out / "cache")
-            for seed in args.ablation_seeds
-        ]
-        scores = [r["test"] for r in runs]
         rows.append(
             {
                 "transfer set": name,
                 "attention loss": attention,
-                "steps": runs[0]["steps"],
-                "test accuracy, mean": statistics.mean(scores),
-                "min–max": f"{min(scores):.4f}–{max(scores):.4f}",
-                "seeds": args.ablation_seeds,
-                "minutes per run": statistics.mean(r["minutes"] for r in runs),
+                **seeded_runs(study, settings, length, augment, args.ablation_seeds, out / "cache"),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -222,6 +229,44 @@ def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dic
     same_steps = TrainingLength(steps=with_transfer["steps"], examples=args.train_examples)
     row("off, same steps", "off", plain, same_steps, 0)
     row(f"on ({augment} copies per text)", f"on (weight {weight:.2f})", relations, epochs, augment)
+    return rows
+
+
+def compare(args: argparse.Namespace, out: Path, trial_numbers: list[int]) -> list[dict[str, Any]]:
+    """Trials of a finished search (e.g. a 1-layer and a 2-layer student it found equally accurate in
+    their short runs), each trained at full length with its own recipe and the study's transfer set, per
+    seed, scored on the test examples: which shape pays once trained to the end."""
+    import optuna
+
+    from autodistill.deliver.export import study_space
+    from autodistill.deliver.full_training import TrainingLength
+    from autodistill.search.sampling import TrialSettings
+
+    study = optuna.load_study(study_name=SPACE.stem, storage=f"sqlite:///{out / 'optuna.db'}")
+    augment = study_space(study).transfer.augment
+    length = TrainingLength(epochs=args.epochs, examples=args.train_examples)
+    rows = []
+    for number in trial_numbers:
+        settings = TrialSettings.from_params(study.trials[number].user_attrs["settings"])
+        arch = settings.arch
+        rows.append(
+            {
+                "trial": number,
+                "shape": f"{arch.depth}×{arch.width}, feed-forward {arch.ffn}, {settings.init}",
+                "short run": study.trials[number].values[0],
+                **seeded_runs(study, settings, length, augment, args.ablation_seeds, out / "cache"),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    print(
+        "\n| trial | shape | short run (validation) | steps | test accuracy, mean | min–max | minutes per run |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | --- | ---: |")
+    for r in rows:
+        print(
+            f"| {r['trial']} | {r['shape']} | {r['short run']:.4f} | {r['steps']} | {r['test accuracy, mean']:.4f} "
+            f"| {r['min–max']} | {r['minutes per run']:.1f} |"
+        )
     return rows
 
 
@@ -257,12 +302,24 @@ def main() -> None:
         help="only the ablation, of the trial a finished run registered",
     )
     parser.add_argument("--ablation-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--compare",
+        type=int,
+        nargs="+",
+        metavar="TRIAL",
+        help="only train these trials of a finished run at full length, per seed, and compare them",
+    )
     args = parser.parse_args()
     for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.out.mkdir(parents=True, exist_ok=True)
     out, log = args.out / "search", args.out / "cli.log"
+    if args.compare:
+        result = json.loads((args.out / "result.json").read_text())
+        result["compare"] = compare(args, out, args.compare)
+        (args.out / "result.json").write_text(json.dumps(result, indent=2))
+        return
     if args.ablation_only:
         result = json.loads((args.out / "result.json").read_text())
         result["ablation"] = ablation(args, out, result["trial"])

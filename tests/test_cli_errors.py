@@ -50,6 +50,7 @@ def world(tmp_path: Path, tiny_teacher: Path, sst2_slice: Path) -> dict[str, Pat
             "depth: {type: int, low: 1, high: 2}", "depth: {type: int, low: 3, high: 2}"
         ),
         "empty": TINY_SPACE.replace("choices: [32, 64]", "choices: []"),
+        "ffn": TINY_SPACE.replace("ffn_ratio: 2", "ffn_ratio: {type: categorical, choices: [0, 2]}"),
     }
     paths = {}
     for name, text in spaces.items():
@@ -73,6 +74,10 @@ CASES = {
     "unknown key, nearest suggested": (
         ["{space_typo}"],
         "student.ffn_raito: unknown key 'ffn_raito'; did you mean 'ffn_ratio'?",
+    ),
+    "feed-forward ratio not positive": (
+        ["{space_ffn}"],
+        "student.ffn_ratio: ffn_ratio must be > 0; got values from 0",
     ),
     "width not divisible by head size": (
         ["{space_indivisible}"],

@@ -2,12 +2,13 @@
 
 For a teacher (default: the shared MiniLM SST-2 teacher) and SST-2, as a user would, through the CLI:
 
-1. ``autodistill search search_spaces/small-students.yaml`` (1-3 layers, narrow, hidden-state and
+1. ``autodistill search search_spaces/small-students.yaml`` (1-3 layers, narrow or with a narrow
+   feed-forward, hidden-state and
    attention-relation losses searched, a transfer set of altered copies for full-length training), with
    the constraint ``latency_ms ≤ ¼ of the teacher's`` (the teacher timed here first): a shape over it is
    pruned before training, so the trials go to students that can be chosen;
-2. ``autodistill train --best K --max-latency-fraction 0.25 --train-examples M --epochs E``: the best K
-   front students under ¼ of the teacher's latency trained on M labelled examples and their transfer
+2. ``autodistill train --best K --max-latency-fraction 0.25 --train-examples M --epochs E``: the K
+   most accurate students under ¼ of the teacher's latency trained on M labelled examples and their transfer
    set, the best on validation registered;
 3. the teacher's and the registered student's latencies measured together (``--passes`` interleaved
    passes, medians) and their ratio; the teacher's test accuracy is the study's reference, the student's
@@ -16,8 +17,8 @@ For a teacher (default: the shared MiniLM SST-2 teacher) and SST-2, as a user wo
    (``--ablation-seeds``), with the transfer set off/on and the attention-relation loss off/on, scored on
    the test examples (mean and spread over seeds). It says what each part is worth.
 
-``--quick`` runs the MiniLM case in about 15-20 minutes on 2 cores (a short search, 8,000 labelled
-examples and their copies, 2 epochs) and prints, as its last line, a JSON object with
+``--quick`` runs the MiniLM case in about 15-20 minutes on 2 cores (a short search, the best two
+students trained on 8,000 labelled examples and their copies, 2 epochs) and prints, as its last line, a JSON object with
 ``teacher_test_accuracy``, ``student_test_accuracy`` and ``latency_ratio``.
 
     .venv/bin/python benchmarks/distill_quality.py --quick [--out DIR]
@@ -41,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SPACE = ROOT / "search_spaces" / "small-students.yaml"
-QUICK = {"trials": 14, "steps": 100, "train_examples": 8000, "epochs": 2.0, "best": 1}
+QUICK = {"trials": 14, "steps": 100, "train_examples": 8000, "epochs": 2.0, "best": 2}
 FULL = {"trials": 20, "steps": 150, "train_examples": None, "epochs": 1.0, "best": 2}
 
 
@@ -292,7 +293,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="steps per trial")
     parser.add_argument("--train-examples", type=int, help="labelled examples for full-length training")
     parser.add_argument("--epochs", type=float)
-    parser.add_argument("--best", type=int, help="front students trained at full length")
+    parser.add_argument("--best", type=int, help="students trained at full length")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--passes", type=int, default=5, help="interleaved latency passes")
     parser.add_argument("--ablation", action="store_true")

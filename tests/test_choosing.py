@@ -1,4 +1,4 @@
-"""`train --best N`'s choices, pure: which front students are candidates, which one is registered."""
+"""`train --best N`'s choices, pure: which students are candidates, which one is registered."""
 
 from __future__ import annotations
 
@@ -66,9 +66,9 @@ def test_nothing_under_the_bound_names_the_fastest_student() -> None:
     with pytest.raises(ChoiceError) as caught:
         select_candidates(FRONT, 2, 0.1, "accuracy", "maximize", "--max-latency-ms 0.1")
     assert str(caught.value) == (
-        "--max-latency-ms 0.1: no front student is that fast; the fastest, trial 3, takes 0.5 ms"
+        "--max-latency-ms 0.1: no student is that fast; the fastest, trial 3, takes 0.5 ms"
     )
-    with pytest.raises(ChoiceError, match="front is empty"):
+    with pytest.raises(ChoiceError, match="no trial of the study completed"):
         select_candidates([], 2, 1.0, "accuracy", "maximize", "b")
 
 

@@ -65,7 +65,7 @@ def test_no_front_student_under_the_bound_names_the_fastest(tiny_study: Path) ->
     study = load(tiny_study)
     fastest = min(t.user_attrs["metrics"]["latency_ms"] for t in study.best_trials)
     done = cli("train", "--best", "2", "--max-latency-ms", "1e-6", "--out", str(tiny_study))
-    one_line_refusal(done, "--max-latency-ms 1e-06: no front student is that fast; the fastest, trial ")
+    one_line_refusal(done, "--max-latency-ms 1e-06: no student is that fast; the fastest, trial ")
     assert f"takes {fastest:.3g} ms" in done.stderr
     assert not (tiny_study / "exports").exists() or not any((tiny_study / "exports").iterdir())
 

@@ -29,7 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "trial", type=int, nargs="?", metavar="TRIAL", help="trial number, from pareto.csv or the report"
     )
     train.add_argument(
-        "--best", type=int, metavar="N", help="train the N best front students under a latency bound"
+        "--best",
+        type=int,
+        metavar="N",
+        help="train the N most accurate students under a latency bound (any trial within the constraints)",
     )
     bound = train.add_mutually_exclusive_group()
     bound.add_argument("--max-latency-ms", type=float, metavar="X", help="with --best: at most X ms")
@@ -105,9 +108,11 @@ def choose_trials(study: Any, args: argparse.Namespace) -> list[Any]:
     """``--best N``'s candidates, best validation quality first.
 
     Raises:
-        ChoiceError: no front student under the bound, or no teacher latency for a fraction.
+        ChoiceError: no student under the bound, or no teacher latency for a fraction.
     """
-    from autodistill.deliver.choosing import latency_limit, select_candidates
+    from optuna.trial import TrialState
+
+    from autodistill.deliver.choosing import feasible, latency_limit, select_candidates
     from autodistill.report.pareto import quality_metric
 
     teacher_ms = (study.user_attrs.get("teacher_reference") or {}).get("latency_ms")
@@ -116,11 +121,11 @@ def choose_trials(study: Any, args: argparse.Namespace) -> list[Any]:
     if args.max_latency_fraction is not None:
         bound = f"--max-latency-fraction {args.max_latency_fraction} ({limit:.3g} ms of the teacher's {teacher_ms:.3g} ms)"
     metric, direction = quality_metric(study)
-    chosen = select_candidates(study.best_trials, args.best, limit, metric, direction, bound)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    students = [t for t in complete if feasible(t)]
+    chosen = select_candidates(students, args.best, limit, metric, direction, bound)
     if len(chosen) < args.best:
-        print(
-            f"--best {args.best}: only {len(chosen)} front student(s) at or under {limit:.3g} ms; training those"
-        )
+        print(f"--best {args.best}: only {len(chosen)} student(s) at or under {limit:.3g} ms; training those")
     return chosen
 
 

@@ -111,15 +111,15 @@ def train_best(args: argparse.Namespace, out: Path, log: Path) -> dict[str, Any]
     )
     steps = int(re.search(r"trained (\d+) steps each", text).group(1))  # type: ignore[union-attr]
     row = re.search(
-        r"^\s*(\d+)\s+depth=(\d+) width=(\d+) (\S+)\s+([\d.]+)\s+([\d.]+) → ([\d.]+)\s+([\d.]+)\s+← registered",
+        r"^\s*(\d+)\s+depth=(\d+) width=(\d+) ffn=(\d+) (\S+)\s+([\d.]+)\s+([\d.]+) → ([\d.]+)\s+([\d.]+)\s+← registered",
         text,
         re.M,
     )
     assert row, text[-3000:]
-    trial, depth, width, init, _ms, before, after, test = row.groups()
+    trial, depth, width, ffn, init, _ms, before, after, test = row.groups()
     return {
         "trial": int(trial),
-        "shape": f"{depth}×{width} {init}",
+        "shape": f"{depth}×{width}, feed-forward {ffn}, {init}",
         "validation_before": float(before),
         "validation_after": float(after),
         "student_test_accuracy": float(test),

@@ -254,18 +254,18 @@ def candidate_table(result: Any) -> str:
     """One row per candidate: trial, shape, latency, validation before → after, test after."""
     metric = result.candidates[0].metric
     steps = result.candidates[0].space.train.steps
-    header = f"{'trial':>5}  {'shape':<28} {'p50 ms':>8}  {'validation ' + metric:<24} {'test ' + metric:>16}"
+    header = f"{'trial':>5}  {'shape':<38} {'p50 ms':>8}  {'validation ' + metric:<24} {'test ' + metric:>16}"
     rows = [
         f"candidates, trained {steps} steps each (validation: after the search's short run → after):",
         header,
     ]
     for i, c in enumerate(result.candidates):
         s = c.settings
-        shape = f"depth={s.arch.depth} width={s.arch.width} {s.init}"
+        shape = f"depth={s.arch.depth} width={s.arch.width} ffn={s.arch.ffn} {s.init}"
         latency = float(c.trial.user_attrs["metrics"]["latency_ms"])
         mark = "  ← registered" if i == result.chosen else ""
         validation = f"{c.before:.4f} → {c.after:.4f}"
         rows.append(
-            f"{c.trial.number:>5}  {shape:<28} {latency:>8.3f}  {validation:<24} {c.test_after:>16.4f}{mark}"
+            f"{c.trial.number:>5}  {shape:<38} {latency:>8.3f}  {validation:<24} {c.test_after:>16.4f}{mark}"
         )
     return "\n".join(rows)

@@ -108,7 +108,7 @@ def progress_line(trial: Any, done: int, total: int, metric: str) -> str:
     s = trial.user_attrs.get("settings", {})
     head = f"[{done}/{total}] trial {trial.number}"
     shape = (
-        f"depth={s.get('depth')} width={s.get('width')} init={s.get('init', 'random')} "
+        f"depth={s.get('depth')} width={s.get('width')} ffn={s.get('ffn')} init={s.get('init', 'random')} "
         f"λ={s.get('lambda', 0):.2f} T={s.get('temperature', 0):.2f} lr={s.get('learning_rate', 0):.1e}"
         + (f" β={s['hidden_weight']:.2f}" if s.get("hidden_weight") else "")
         + (f" α={s['attention_weight']:.2f}" if s.get("attention_weight") else "")

@@ -4,10 +4,10 @@ The candidates are the N most accurate (on validation) of the completed trials t
 constraints and the latency bound, not only the Pareto front's: under a bound, a student dominated
 by a faster one of the same short-run accuracy is still a candidate, and after full-length training it
 can be the better one (in ``docs/figures.md``, a 2 × 384 student with a narrow feed-forward tied a
-1 × 384 one after 100 steps, was slower by 0.4 ms, and ended 3.5 test points ahead).
+1 × 384 one after 100 steps, was slower by 0.4 ms, and ended 3.7 test points ahead over 3 seeds).
 
-Pure: trials are read only through ``trial.number`` and ``trial.user_attrs["metrics"]``, so stand-in
-objects test it. The candidates are chosen on the search's validation scores, the registered student on
+Pure: trials are read only through ``trial.number``, ``trial.user_attrs["metrics"]`` and (``feasible``)
+``trial.constraints``, so stand-in objects test it. The candidates are chosen on the search's validation scores, the registered student on
 its validation score after full-length training. Test scores are never read here: choosing on them
 would make the reported test figure an optimistic one.
 """

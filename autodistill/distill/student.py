@@ -374,7 +374,7 @@ def feed_forward_units(teacher_state: dict[str, Any], teacher: StudentArch, keep
     """
     even = evenly_spaced(teacher.ffn, keep)
     scores: dict[int, Any] = {}
-    if teacher.ffn != teacher.width:
+    if keep < teacher.ffn and teacher.ffn != teacher.width:  # all units kept: nothing to choose
         for name, weight in teacher_state.items():
             layer = _LAYER.search(name)
             if layer is None or weight.ndim != 2 or teacher.ffn not in weight.shape:

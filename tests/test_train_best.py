@@ -159,3 +159,26 @@ def test_best_two_trains_both_and_registers_the_better_on_validation(
     assert f"registered trial {chosen} as 'tiny-best' version 1" in done.stdout
     assert "not chosen on" in done.stdout
     assert json.loads((to / "autodistill.json").read_text())["trial"] == chosen  # only the chosen one
+
+
+def test_candidates_trained_together_share_one_hidden_state_cache(tiny_study: Path) -> None:
+    """``train --best`` asks the teacher's hidden states for every candidate's depth at once, so one
+    cache (one teacher pass) serves them all, not one per candidate."""
+    from dataclasses import replace
+
+    from transformers import AutoConfig
+
+    from autodistill.deliver.full_training import TrainingLength, trial_space
+    from autodistill.distill.student import select_layers, teacher_arch
+    from autodistill.search.preparation import matched_layers
+    from autodistill.search.sampling import TrialSettings
+
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{tiny_study / 'optuna.db'}")
+    trial = study.best_trials[0]
+    settings = replace(TrialSettings.from_params(trial.user_attrs["settings"]), hidden_weight=1.0)
+    alone, _, _ = trial_space(study, settings, TrainingLength(steps=5))
+    together, _, _ = trial_space(study, settings, TrainingLength(steps=5), depths=[1, 2])
+    teacher = teacher_arch(AutoConfig.from_pretrained(str(together.teacher)))
+    wanted = {layer for depth in (1, 2) for layer in select_layers(teacher.depth, depth, "even")}
+    assert matched_layers(together, teacher) == sorted(wanted)
+    assert matched_layers(alone, teacher) == select_layers(teacher.depth, settings.arch.depth, "even")

@@ -72,6 +72,10 @@ def full_length_space(study: Any, length: TrainingLength, train_examples: int) -
     used = length.labelled_examples(batch, train_examples)
     return space.model_copy(
         update={
+            # The trial was judged within search.constraints when the search measured it, and
+            # train --best bounds its candidates on those figures. Measuring its latency again and
+            # refusing it on this run's figure would let noise (5-30% here) undo a choice already made.
+            "search": space.search.model_copy(update={"constraints": {}}),
             "train": space.train.model_copy(update={"steps": length.steps_for(batch, used)}),
             "dataset": space.dataset.model_copy(
                 update={"max_train_examples": used if used < train_examples else ALL_EXAMPLES}

@@ -43,6 +43,47 @@ def test_the_key_is_the_graph_and_the_timing_not_the_weights() -> None:
     assert key != shape_key(arch, spec, BertConfig(vocab_size=2000))
 
 
+def scripted_latency(figures: list[float]) -> Any:
+    """A stand-in timer that reports ``figures`` in turn (pure unit test of the second opinion)."""
+    from autodistill.measure.latency import Latency
+
+    calls = iter(figures)
+
+    def latency(model: Any, spec: LatencySpec) -> Latency:
+        ms = next(calls)
+        return Latency(ms, ms * 1.2, 1, spec.sequence_length, 10, 1.0, "torch", 1)
+
+    return latency
+
+
+@pytest.mark.parametrize(
+    ("figures", "kept"),
+    [
+        ([5.0], 5.0),  # within the bound: timed once
+        ([9.0, 5.5], 5.5),  # one slow figure over the bound: the second, faster one stands
+        ([9.0, 10.0], 9.0),  # over it twice: the faster is kept, and the shape is still out
+    ],
+)
+def test_a_latency_over_the_bound_is_timed_again_and_the_faster_kept(
+    figures: list[float], kept: float
+) -> None:
+    from transformers import BertForSequenceClassification
+
+    from autodistill.config.schema import SearchSpec
+    from autodistill.search.shape_cost import latency_out_of_bounds, shape_cost
+
+    model = BertForSequenceClassification(
+        BertConfig(
+            vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    )
+    search = SearchSpec(constraints={"latency_ms": {"max": 6}, "size_mb": {"max": 1000}})
+    cost, _ = shape_cost(model, LatencySpec(), None, scripted_latency(figures), latency_out_of_bounds(search))
+    assert cost["latency_ms"] == kept and cost["latency_p95_ms"] == kept * 1.2
+    # a study that bounds only size never times a shape twice
+    assert latency_out_of_bounds(SearchSpec(constraints={"size_mb": {"max": 1}})) is None
+
+
 @pytest.mark.slow
 def test_a_shape_is_timed_once_and_reused_by_later_trials_and_a_resumed_run(
     tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

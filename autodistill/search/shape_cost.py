@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from autodistill.config.schema import LatencySpec
+from autodistill.config.schema import LatencySpec, SearchSpec
 from autodistill.distill.student import StudentArch
 from autodistill.measure.cost import measure_cost
 from autodistill.measure.latency import Latency, measure_latency
@@ -62,17 +62,36 @@ def shape_key(arch: StudentArch, spec: LatencySpec, teacher_config: Any) -> str:
     return ATTR_PREFIX + short_hash({"graph": graph, "latency": spec.identity()})
 
 
+def latency_out_of_bounds(search: SearchSpec) -> Callable[[dict[str, float]], bool] | None:
+    """Whether a shape's latency figures break one of ``search.constraints``; None when none bounds
+    them (size is exact: it needs no second opinion)."""
+    if not any(metric in LATENCY_METRICS for metric in search.constraints):
+        return None
+    return lambda cost: bool(search.cost_violations({k: v for k, v in cost.items() if k in LATENCY_METRICS}))
+
+
 def shape_cost(
     model: Any,
     spec: LatencySpec,
     memo: LatencyMemo | None,
     latency: Callable[[Any, LatencySpec], Latency] = measure_latency,
+    out_of_bounds: Callable[[dict[str, float]], bool] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """``measure_cost``'s metrics and seconds per phase, with latency and peak memory taken from
-    ``memo`` when this shape was measured before (then no latency phase is timed)."""
+    ``memo`` when this shape was measured before (then no latency phase is timed).
+
+    When ``out_of_bounds`` says a fresh figure breaks a latency bound, the shape is timed once more and
+    the faster of the two is kept: on a shared machine noise only adds time, and one slow figure (a
+    2 × 384 student timed at 7.33 ms, 0.27 of the teacher, where it measures about 0.20 beside it)
+    would rule a shape out of the study for good."""
     known = memo.recall() if memo else None
     if known is None:
         metrics, timings = measure_cost(model, spec, latency)
+        if out_of_bounds and out_of_bounds(metrics):
+            again, more = measure_cost(model, spec, latency)
+            timings["latency"] += more["latency"]
+            if again["latency_ms"] < metrics["latency_ms"]:
+                metrics.update({k: again[k] for k in LATENCY_METRICS if k in again})
         figures = {k: metrics[k] for k in LATENCY_METRICS if k in metrics}
         # A non-finite figure fails its trial: kept, it would fail every later trial of the shape.
         if memo and all(math.isfinite(v) for v in figures.values()):

@@ -27,7 +27,7 @@ from autodistill.distill.student import (
 )
 from autodistill.search.preparation import Job
 from autodistill.search.sampling import TrialSettings
-from autodistill.search.shape_cost import LatencyMemo, shape_cost
+from autodistill.search.shape_cost import LatencyMemo, latency_out_of_bounds, shape_cost
 
 # Called at each checkpoint with (step, quality so far, the cost metrics); raising stops the trial.
 CheckpointCallback = Callable[[int, float, dict[str, float]], None]
@@ -102,7 +102,9 @@ def run_trial(
         check_teacher_init(job.teacher_arch, settings.arch, settings.init)
         init_from_teacher(student, job.teacher.state_dict(), job.teacher_arch, settings.arch, layers)
     build_seconds = time.perf_counter() - start
-    cost, timings = shape_cost(student, space.latency, latency_memo, task.measure_latency)
+    cost, timings = shape_cost(
+        student, space.latency, latency_memo, task.measure_latency, latency_out_of_bounds(space.search)
+    )
     broken = space.search.cost_violations(cost)
     if broken:
         raise InfeasibleShape(cost, broken)

@@ -9,8 +9,9 @@ import pytest
 
 from autodistill.deliver.choosing import (
     ChoiceError,
+    LatencyBound,
     best_after_training,
-    latency_limit,
+    latency_bound,
     select_candidates,
 )
 
@@ -36,49 +37,75 @@ FRONT = [
 ]
 
 
+def ms(limit: float) -> LatencyBound:
+    return LatencyBound("latency_ms", limit, f"--max-latency-ms {limit:g}")
+
+
 def numbers(trials: list[Any]) -> list[int]:
     return [t.number for t in trials]
 
 
 def test_the_n_best_under_the_bound_best_first() -> None:
-    assert numbers(select_candidates(FRONT, 2, 2.0, "accuracy", "maximize", "--max-latency-ms 2")) == [4, 1]
-    assert numbers(select_candidates(FRONT, 3, 2.5, "accuracy", "maximize", "b")) == [4, 1, 0]
-    assert numbers(select_candidates(FRONT, 9, 10.0, "accuracy", "maximize", "b")) == [2, 4, 1, 0, 3]
+    assert numbers(select_candidates(FRONT, 2, ms(2.0), "accuracy", "maximize")) == [4, 1]
+    assert numbers(select_candidates(FRONT, 3, ms(2.5), "accuracy", "maximize")) == [4, 1, 0]
+    assert numbers(select_candidates(FRONT, 9, ms(10.0), "accuracy", "maximize")) == [2, 4, 1, 0, 3]
 
 
 def test_the_bound_is_inclusive_and_fewer_than_n_is_not_an_error() -> None:
-    assert numbers(select_candidates(FRONT, 3, 1.0, "accuracy", "maximize", "b")) == [0, 3]
+    assert numbers(select_candidates(FRONT, 3, ms(1.0), "accuracy", "maximize")) == [0, 3]
 
 
 def test_direction_is_respected() -> None:
     # perplexity: lower is better, so the same students rank in the same order as accuracy here
-    assert numbers(select_candidates(FRONT, 2, 2.0, "perplexity", "minimize", "b")) == [4, 1]
+    assert numbers(select_candidates(FRONT, 2, ms(2.0), "perplexity", "minimize")) == [4, 1]
     # accuracy minimised (a direction that only tests the sign): the worst accuracy comes first
-    assert numbers(select_candidates(FRONT, 2, 2.0, "accuracy", "minimize", "b")) == [3, 0]
+    assert numbers(select_candidates(FRONT, 2, ms(2.0), "accuracy", "minimize")) == [3, 0]
 
 
 def test_ties_go_to_the_faster_then_the_earlier_trial() -> None:
     tied = [trial(5, 2.0, accuracy=0.8), trial(6, 1.0, accuracy=0.8), trial(7, 1.0, accuracy=0.8)]
-    assert numbers(select_candidates(tied, 3, 5.0, "accuracy", "maximize", "b")) == [6, 7, 5]
+    assert numbers(select_candidates(tied, 3, ms(5.0), "accuracy", "maximize")) == [6, 7, 5]
 
 
 def test_nothing_under_the_bound_names_the_fastest_student() -> None:
     with pytest.raises(ChoiceError) as caught:
-        select_candidates(FRONT, 2, 0.1, "accuracy", "maximize", "--max-latency-ms 0.1")
+        select_candidates(FRONT, 2, ms(0.1), "accuracy", "maximize")
     assert str(caught.value) == (
         "--max-latency-ms 0.1: no student is that fast; the fastest, trial 3, takes 0.5 ms"
     )
     with pytest.raises(ChoiceError, match="no trial of the study completed"):
-        select_candidates([], 2, 1.0, "accuracy", "maximize", "b")
+        select_candidates([], 2, ms(1.0), "accuracy", "maximize")
 
 
-def test_the_latency_limit() -> None:
-    assert latency_limit(3.0, None, 8.0) == 3.0
-    assert latency_limit(None, 0.25, 8.0) == 2.0  # a quarter of the teacher's latency
+def test_the_latency_bound() -> None:
+    assert latency_bound(3.0, None, 8.0, False) == ms(3.0)
+    quarter = latency_bound(None, 0.25, 8.0, False)  # a quarter of the teacher's latency, in ms
+    assert (quarter.metric, quarter.limit) == ("latency_ms", 2.0)
+    assert quarter.flag == "--max-latency-fraction 0.25 (2 ms of the teacher's 8 ms)"
+    # every trial was timed beside the teacher: its own fraction is bounded, not a ms figure
+    beside = latency_bound(None, 0.25, 8.0, True)
+    assert (beside.metric, beside.limit) == ("latency_fraction", 0.25)
+    assert latency_bound(3.0, None, 8.0, True) == ms(3.0)  # --max-latency-ms stays a bound in ms
     with pytest.raises(ChoiceError, match="needs a latency bound"):
-        latency_limit(None, None, 8.0)
+        latency_bound(None, None, 8.0, False)
     with pytest.raises(ChoiceError, match="recorded no teacher latency"):
-        latency_limit(None, 0.5, None)
+        latency_bound(None, 0.5, None, False)
+
+
+def test_a_fraction_bound_reads_each_trials_fraction_of_the_teacher() -> None:
+    # trial 8 is faster in ms but was timed while the machine ran fast: beside the teacher it is over
+    timed = [
+        Trial(8, {"metrics": {"latency_ms": 5.0, "latency_fraction": 0.27, "accuracy": 0.9}}),
+        Trial(9, {"metrics": {"latency_ms": 6.0, "latency_fraction": 0.21, "accuracy": 0.8}}),
+    ]
+    bound = latency_bound(None, 0.25, 24.0, True)
+    assert numbers(select_candidates(timed, 2, bound, "accuracy", "maximize")) == [9]
+    with pytest.raises(ChoiceError) as caught:
+        select_candidates(timed, 2, latency_bound(None, 0.2, 24.0, True), "accuracy", "maximize")
+    assert str(caught.value) == (
+        "--max-latency-fraction 0.2 (timed beside the teacher): no student is that fast; the fastest, "
+        "trial 9, takes 0.21 of the teacher's latency"
+    )
 
 
 def test_the_registered_one_is_best_on_validation_after_training() -> None:

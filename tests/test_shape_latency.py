@@ -117,7 +117,8 @@ def test_a_shape_is_timed_once_and_reused_by_later_trials_and_a_resumed_run(
     assert stored["trial"] == 0 and stored["shape"]["depth"] == 1 and stored["shape"]["width"] == 32
 
     metrics = [t.user_attrs["metrics"] for t in trials]
-    assert set(stored["metrics"]) == set(LATENCY_METRICS) - {"prefill_ms"}  # prefill: causal LMs only
+    # prefill: causal LMs only; latency_fraction: when the space reads it
+    assert set(stored["metrics"]) == set(LATENCY_METRICS) - {"prefill_ms", "latency_fraction"}
     for name in stored["metrics"]:
         assert {m[name] for m in metrics} == {stored["metrics"][name]}
     costs = set(metrics[0]) - {"accuracy"}  # a reused trial reports every cost a measured one does

@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--max-latency-fraction",
         type=float,
         metavar="F",
-        help="with --best: at most F times the teacher's latency as the study measured it",
+        help="with --best: at most F times the teacher's latency (each trial's latency_fraction when the "
+        "search timed shapes beside the teacher, else the teacher's latency as the study measured it)",
     )
     length = train.add_mutually_exclusive_group()
     length.add_argument("--steps", type=int, help="optimisation steps")
@@ -112,20 +113,18 @@ def choose_trials(study: Any, args: argparse.Namespace) -> list[Any]:
     """
     from optuna.trial import TrialState
 
-    from autodistill.deliver.choosing import feasible, latency_limit, select_candidates
+    from autodistill.deliver.choosing import feasible, latency_bound, select_candidates
     from autodistill.report.pareto import quality_metric
 
-    teacher_ms = (study.user_attrs.get("teacher_reference") or {}).get("latency_ms")
-    limit = latency_limit(args.max_latency_ms, args.max_latency_fraction, teacher_ms)
-    bound = f"--max-latency-ms {args.max_latency_ms}"
-    if args.max_latency_fraction is not None:
-        bound = f"--max-latency-fraction {args.max_latency_fraction} ({limit:.3g} ms of the teacher's {teacher_ms:.3g} ms)"
     metric, direction = quality_metric(study)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     students = [t for t in complete if feasible(t)]
-    chosen = select_candidates(students, args.best, limit, metric, direction, bound)
+    teacher_ms = (study.user_attrs.get("teacher_reference") or {}).get("latency_ms")
+    beside = bool(students) and all("latency_fraction" in t.user_attrs["metrics"] for t in students)
+    bound = latency_bound(args.max_latency_ms, args.max_latency_fraction, teacher_ms, beside)
+    chosen = select_candidates(students, args.best, bound, metric, direction)
     if len(chosen) < args.best:
-        print(f"--best {args.best}: only {len(chosen)} student(s) at or under {limit:.3g} ms; training those")
+        print(f"--best {args.best}: only {len(chosen)} student(s) within {bound.flag}; training those")
     return chosen
 
 

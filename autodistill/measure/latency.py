@@ -9,6 +9,7 @@ It runs in torch eager or, for the deployment figure, in onnxruntime on the mode
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import statistics
@@ -198,6 +199,41 @@ def measure_latency(model: Any, spec: LatencySpec) -> Latency:
         spec.device,
         spec.batch_size,
     )
+
+
+def measure_beside(
+    model: Any,
+    reference: Any,
+    spec: LatencySpec,
+    measure: Callable[[Any, LatencySpec], Latency] = measure_latency,
+) -> tuple[Latency, float]:
+    """``model``'s latency as ``spec`` asks, and its fraction of ``reference``'s (the teacher's), the
+    two timed in turns: each of ``spec.rounds`` rounds times one, then the other (alternating which goes
+    first), so both see the machine at the same speed. The fraction is the median over rounds of each
+    round's ratio of medians: on shared cores the speed drifts (one teacher measured 22.3 to 32.6 ms in a
+    session), and a ratio taken within a round keeps only what the models themselves cost.
+
+    ``measure`` is the task's way to time a model (``measure_latency``, or per-token decoding). The
+    latency returned is ``model``'s: medians over its rounds, as ``measure_latency`` gives them."""
+    mine: list[Latency] = []
+    theirs: list[Latency] = []
+    sizes = round_sizes(spec.repeats, spec.rounds)
+    for k, size in enumerate(sizes):
+        one_round = spec.model_copy(update={"repeats": size, "rounds": 1})
+        turns = [(mine, model), (theirs, reference)]
+        for sink, timed_model in turns if k % 2 == 0 else turns[::-1]:
+            sink.append(measure(timed_model, one_round))
+    fraction = statistics.median(a.p50_ms / b.p50_ms for a, b in zip(mine, theirs, strict=True))
+    prefills = [m.prefill_ms for m in mine if m.prefill_ms is not None]
+    combined = dataclasses.replace(
+        mine[0],
+        p50_ms=statistics.median(m.p50_ms for m in mine),
+        p95_ms=statistics.median(m.p95_ms for m in mine),
+        repeats=spec.repeats,
+        rounds=len(sizes),
+        prefill_ms=statistics.median(prefills) if prefills else None,
+    )
+    return combined, fraction
 
 
 def onnxruntime_latency(

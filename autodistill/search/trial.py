@@ -103,7 +103,12 @@ def run_trial(
         init_from_teacher(student, job.teacher.state_dict(), job.teacher_arch, settings.arch, layers)
     build_seconds = time.perf_counter() - start
     cost, timings = shape_cost(
-        student, space.latency, latency_memo, task.measure_latency, latency_out_of_bounds(space.search)
+        student,
+        space.latency,
+        latency_memo,
+        task.measure_latency,
+        latency_out_of_bounds(space.search),
+        job.teacher if space.search.times_beside_teacher() else None,
     )
     broken = space.search.cost_violations(cost)
     if broken:

@@ -465,6 +465,17 @@ class SearchSpec(BaseModel):
                 broken.append(f"{metric} {value:.4g} < min {bound.min:g}")
         return broken
 
+    @field_validator("constraints")
+    @classmethod
+    def _fraction_bound(cls, v: dict[str, Bound]) -> dict[str, Bound]:
+        bound = v.get("latency_fraction")
+        if bound and bound.max is not None and not 0 < bound.max <= 1:
+            raise ValueError(
+                f"latency_fraction: max {bound.max:g} is a fraction of the teacher's latency "
+                "(0.25 = a quarter); give a value in (0, 1]"
+            )
+        return v
+
     @field_validator("objectives")
     @classmethod
     def _distinct(cls, v: list[str]) -> list[str]:

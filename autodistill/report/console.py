@@ -26,6 +26,8 @@ def console_table(
     """The front as a fixed-width table, with the teacher as a reference row when given; ``metric`` is
     the study's quality objective (``pareto.quality_metric``)."""
     columns = {**SETTINGS_SHOWN, metric: metric, f"test_{metric}": f"test {metric}", **COSTS_SHOWN}
+    if "latency_fraction" in front:  # the study timed each shape beside the teacher
+        columns["latency_fraction"] = "× teacher"
     table = front[list(columns)].copy()
     if reference:
         teacher = {c: reference.get(c) for c in columns} | {
@@ -45,8 +47,11 @@ def console_table(
         "p50 ms": "{:.2f}",
         "size MB": "{:.1f}",
         "params M": "{:.2f}",
+        "× teacher": "{:.3f}",
     }
     for column, fmt in formats.items():
+        if column not in table:
+            continue
         table[column] = table[column].map(lambda v, fmt=fmt: "" if v is None or pd.isna(v) else fmt.format(v))
     return table.to_string(index=False)
 

@@ -45,9 +45,12 @@ def quality_metric(study: Any) -> tuple[str, str]:
 
 def metric_columns(study: Any) -> list[str]:
     """The quality metric on validation examples, the same on the test examples (front students
-    only), then the costs."""
+    only), then the costs, and any other metric an objective or constraint reads (``prefill_ms``,
+    ``latency_fraction``)."""
     metric = quality_metric(study)[0]
-    return [metric, f"test_{metric}", *COST_COLUMNS]
+    read = [*(study.user_attrs.get("objectives") or []), *(study.user_attrs.get("constraints") or {})]
+    others = [m for m in dict.fromkeys(read) if m not in (metric, *COST_COLUMNS)]
+    return [metric, f"test_{metric}", *COST_COLUMNS, *others]
 
 
 def trial_row(trial: Any, metrics_shown: list[str], tested: dict[int, dict[str, float]]) -> dict[str, Any]:

@@ -95,13 +95,7 @@ def prepare_job(
         metrics, _ = measure_model(task, teacher, data.validation, space, device)
         arch = teacher_arch(teacher.config)
         test = task.evaluate(teacher, data.test, space.train.eval_batch_size, device)
-        return {
-            **metrics,
-            f"test_{task.metric}": test,
-            "latency_fraction": 1.0,  # of itself, for the report's teacher row
-            "depth": arch.depth,
-            "width": arch.width,
-        }
+        return {**metrics, f"test_{task.metric}": test, "depth": arch.depth, "width": arch.width}
 
     examples = data.evaluation_key or data.key
     ref_key = [examples, space.latency.identity(), len(data.validation), len(data.test)]
@@ -110,7 +104,10 @@ def prepare_job(
         task=task,
         inputs=inputs,
         data=data,
-        reference=cached("teacher-reference", cache_dir, ref_key, reference, fmt="json", log=log),
+        reference={
+            **cached("teacher-reference", cache_dir, ref_key, reference, fmt="json", log=log),
+            "latency_fraction": 1.0,  # of itself: the report's teacher row
+        },
         device=device,
         teacher=teacher,
         tokenizer=tokenizer,

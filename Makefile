@@ -93,7 +93,7 @@ bench-quality: install
 	$(PY) benchmarks/search_quality.py --budget-minutes $(BUDGET) --seeds $(SEEDS) --out runs/search-quality-$(BUDGET)min
 
 # The best student under ¼ of the MiniLM teacher's latency on SST-2's test examples: search, full-length
-# training on the transfer set (--quick: ~20 min on 2 cores; DISTILL_FLAGS=--ablation adds the ablation).
+# training on the transfer set (--quick: ~15-20 min on 2 cores; DISTILL_FLAGS=--ablation adds the ablation).
 DISTILL_FLAGS ?= --quick
 bench-distill: install
 	$(PY) benchmarks/distill_quality.py $(DISTILL_FLAGS) --out runs/distill-quality

@@ -42,7 +42,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 SPACE = ROOT / "search_spaces" / "small-students.yaml"
-LATENCY_FRACTION = 0.25  # the space's constraint on latency_fraction, and train --best's bound
 # --quick: the teacher labels 40,000 real training examples, each seen once, and no altered copies.
 # At the same labelling cost and steps, real examples in place of copies gained 1.6 test points, and
 # 40,000 examples once in place of 20,000 twice (the same 1,250 steps) 0.7 more (means of 3 seeds,
@@ -98,7 +97,8 @@ def search(args: argparse.Namespace, out: Path, log: Path) -> None:
 
 def train_best(args: argparse.Namespace, out: Path, log: Path) -> dict[str, Any]:
     """``train --best``: the registered trial, its shape, validation and test accuracy, steps."""
-    flags = ["--epochs", str(args.epochs), "--max-latency-fraction", str(LATENCY_FRACTION)]
+    bound = space_file()["search"]["constraints"]["latency_fraction"]["max"]  # the search's own
+    flags = ["--epochs", str(args.epochs), "--max-latency-fraction", str(bound)]
     if args.train_examples:
         flags += ["--train-examples", str(args.train_examples)]
     text = autodistill(["train", "--best", str(args.best), "--out", str(out), *flags], log)
@@ -209,7 +209,7 @@ def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dic
     plain = TrialSettings(**{**vars(settings), "attention_weight": 0.0})
     relations = TrialSettings(**{**vars(settings), "attention_weight": weight})
     run_copies = study_space(study).transfer.augment
-    copies = run_copies or space_file_copies()
+    copies = run_copies or int(space_file()["transfer"]["augment"])
     epochs = TrainingLength(epochs=args.epochs, examples=args.train_examples)
     rows: list[dict[str, Any]] = []
 
@@ -241,11 +241,11 @@ def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dic
     return rows
 
 
-def space_file_copies() -> int:
-    """``transfer.augment`` of the space file, for a run whose study was searched without copies."""
+def space_file() -> dict[str, Any]:
+    """The space file as written (its latency bound; its copies, for a run searched without them)."""
     import yaml
 
-    return int(yaml.safe_load(SPACE.read_text())["transfer"]["augment"])
+    return dict(yaml.safe_load(SPACE.read_text()))
 
 
 def compare(args: argparse.Namespace, out: Path, trial_numbers: list[int]) -> list[dict[str, Any]]:

@@ -84,9 +84,9 @@ def shape_cost(
     model (the teacher), the shape is timed in turns with it and its ``latency_fraction`` is kept too.
 
     When ``out_of_bounds`` says a fresh figure breaks a latency bound, the shape is timed once more and
-    the second figure is kept if it is within the bounds or faster: on a shared machine noise only adds time, and one slow figure (a
-    2 × 384 student timed at 7.33 ms, 0.27 of the teacher, where it measures about 0.20 beside it)
-    would rule a shape out of the study for good."""
+    the second figure is kept if it is within the bounds or faster: on a shared machine noise only adds
+    time, and one slow figure (a 2 × 384 student timed at 7.33 ms, 0.27 of the teacher, where it
+    measures about 0.20 beside it) would rule a shape out of the study for good."""
     known = memo.recall() if memo else None
     if known is None:
         metrics, timings = measure_cost(model, spec, latency, beside)
@@ -94,7 +94,7 @@ def shape_cost(
             again, more = measure_cost(model, spec, latency, beside)
             timings["latency"] += more["latency"]
             speed = "latency_fraction" if beside is not None else "latency_ms"
-            if (out_of_bounds(again), again[speed]) < (True, metrics[speed]):
+            if not out_of_bounds(again) or again[speed] < metrics[speed]:
                 metrics.update({k: again[k] for k in LATENCY_METRICS if k in again})
         figures = {k: metrics[k] for k in LATENCY_METRICS if k in metrics}
         # A non-finite figure fails its trial: kept, it would fail every later trial of the shape.

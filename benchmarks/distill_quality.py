@@ -2,7 +2,8 @@
 
 For a teacher (default: the shared MiniLM SST-2 teacher) and SST-2, as a user would, through the CLI:
 
-1. ``autodistill search search_spaces/small-students.yaml`` (1-3 layers, narrow or with a narrow
+1. ``autodistill search search_spaces/small-students.yaml`` (or ``--space``: ``mpnet-students.yaml`` for
+   the 12-layer MPNet teacher; 1-3 layers, narrow or with a narrow
    feed-forward, hidden-state and attention-relation losses searched, a transfer set of altered copies
    for full-length training unless ``--augment 0``), with the space's constraint
    ``latency_fraction ≤ 0.25``: each shape is timed in turns with the teacher, and one over ¼ of it is
@@ -22,7 +23,7 @@ students trained on 40,000 labelled examples for 1 epoch, no altered copies) and
 line, a JSON object with ``teacher_test_accuracy``, ``student_test_accuracy`` and ``latency_ratio``.
 
     .venv/bin/python benchmarks/distill_quality.py --quick [--out DIR]
-    .venv/bin/python benchmarks/distill_quality.py [--teacher DIR] [--trials N] [--train-examples M]
+    .venv/bin/python benchmarks/distill_quality.py [--teacher DIR] [--space YAML] [--trials N] [--train-examples M]
         [--epochs E] [--ablation] [--ablation-seeds 0 1 2] [--out DIR]
     .venv/bin/python benchmarks/distill_quality.py --quick --out DIR --compare TRIAL [TRIAL ...]
 """
@@ -41,7 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-SPACE = ROOT / "search_spaces" / "small-students.yaml"
+SPACE = ROOT / "search_spaces" / "small-students.yaml"  # --space chooses another (mpnet-students.yaml)
 # --quick: the teacher labels 40,000 real training examples, each seen once, and no altered copies.
 # At the same labelling cost and steps, real examples in place of copies gained 1.6 test points, and
 # 40,000 examples once in place of 20,000 twice (the same 1,250 steps) 0.7 more (means of 3 seeds,
@@ -76,7 +77,7 @@ def search(args: argparse.Namespace, out: Path, log: Path) -> None:
     autodistill(
         [
             "search",
-            str(SPACE),
+            str(args.space),
             "--teacher",
             args.teacher,
             "--dataset",
@@ -97,7 +98,7 @@ def search(args: argparse.Namespace, out: Path, log: Path) -> None:
 
 def train_best(args: argparse.Namespace, out: Path, log: Path) -> dict[str, Any]:
     """``train --best``: the registered trial, its shape, validation and test accuracy, steps."""
-    bound = space_file()["search"]["constraints"]["latency_fraction"]["max"]  # the search's own
+    bound = space_file(args.space)["search"]["constraints"]["latency_fraction"]["max"]  # the search's own
     flags = ["--epochs", str(args.epochs), "--max-latency-fraction", str(bound)]
     if args.train_examples:
         flags += ["--train-examples", str(args.train_examples)]
@@ -203,13 +204,13 @@ def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dic
     from autodistill.deliver.full_training import TrainingLength
     from autodistill.search.sampling import TrialSettings
 
-    study = optuna.load_study(study_name=SPACE.stem, storage=f"sqlite:///{out / 'optuna.db'}")
+    study = optuna.load_study(study_name=args.space.stem, storage=f"sqlite:///{out / 'optuna.db'}")
     settings = TrialSettings.from_params(study.trials[trial_number].user_attrs["settings"])
     weight = settings.attention_weight or 1.0
     plain = TrialSettings(**{**vars(settings), "attention_weight": 0.0})
     relations = TrialSettings(**{**vars(settings), "attention_weight": weight})
     run_copies = study_space(study).transfer.augment
-    copies = run_copies or int(space_file()["transfer"]["augment"])
+    copies = run_copies or int(space_file(args.space)["transfer"]["augment"])
     epochs = TrainingLength(epochs=args.epochs, examples=args.train_examples)
     rows: list[dict[str, Any]] = []
 
@@ -241,11 +242,11 @@ def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dic
     return rows
 
 
-def space_file() -> dict[str, Any]:
+def space_file(space: Path) -> dict[str, Any]:
     """The space file as written (its latency bound; its copies, for a run searched without them)."""
     import yaml
 
-    return dict(yaml.safe_load(SPACE.read_text()))
+    return dict(yaml.safe_load(space.read_text()))
 
 
 def compare(args: argparse.Namespace, out: Path, trial_numbers: list[int]) -> list[dict[str, Any]]:
@@ -258,7 +259,7 @@ def compare(args: argparse.Namespace, out: Path, trial_numbers: list[int]) -> li
     from autodistill.deliver.full_training import TrainingLength
     from autodistill.search.sampling import TrialSettings
 
-    study = optuna.load_study(study_name=SPACE.stem, storage=f"sqlite:///{out / 'optuna.db'}")
+    study = optuna.load_study(study_name=args.space.stem, storage=f"sqlite:///{out / 'optuna.db'}")
     augment = study_space(study).transfer.augment
     length = TrainingLength(epochs=args.epochs, examples=args.train_examples)
     rows = []
@@ -303,6 +304,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the MiniLM case in about 15-20 minutes")
     parser.add_argument("--teacher", default=str(SHARED / "models" / "minilm-sst2-teacher"))
     parser.add_argument("--dataset", default=str(SHARED / "data" / "sst2"))
+    parser.add_argument(
+        "--space", type=Path, default=SPACE, help="search space (default small-students.yaml)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "distill-quality")
     parser.add_argument("--trials", type=int)
     parser.add_argument("--steps", type=int, help="steps per trial")
@@ -359,7 +363,7 @@ def main() -> None:
 
     from autodistill.search.sampling import TrialSettings
 
-    study = optuna.load_study(study_name=SPACE.stem, storage=f"sqlite:///{out / 'optuna.db'}")
+    study = optuna.load_study(study_name=args.space.stem, storage=f"sqlite:///{out / 'optuna.db'}")
     arch = TrialSettings.from_params(study.trials[best["trial"]].user_attrs["settings"]).arch
     teacher_ms, student_ms = latency_together(args.teacher, arch, args.passes)
     teacher_test = float(study.user_attrs["teacher_reference"]["test_accuracy"])

@@ -96,6 +96,21 @@ def test_flags_win_over_yaml_teacher_and_dataset(tmp_path: Path) -> None:
         ("latency:\n  threads: 0\n", "latency.threads", "greater than 0"),
         ("dataset:\n  holdout_fraction: 1.5\n", "dataset.holdout_fraction", "less than 1"),
         ("colour: blue\n", "colour", "unknown key"),
+        (
+            "search:\n  first_trials: [{depth: 2, width: 512}]\n",
+            "(top level)",
+            "search.first_trials[0].width: 512 is outside its distribution, choices [128, 256]",
+        ),
+        (
+            "search:\n  first_trials: [{depth: 1}, {temperature: 3}]\n",
+            "(top level)",
+            "search.first_trials[1].temperature: fixed at 2.0 in this space; leave it out here",
+        ),
+        (
+            "search:\n  first_trials: [{widht: 128}]\n",
+            "(top level)",
+            "search.first_trials[0].widht: not a value a trial asks for (searchable here: depth, width, lambda",
+        ),
     ],
 )
 def test_each_mistake_names_file_and_key(tmp_path: Path, edit: str, key: str, words: str) -> None:

@@ -90,6 +90,20 @@ class Dist(BaseModel):
             return d.IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return d.FloatDistribution(self.low, self.high, log=self.log, step=self.step)
 
+    def admits(self, value: float | int | str) -> bool:
+        """Whether this distribution can yield ``value`` (a first trial's value must be one it could sample)."""
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        if isinstance(value, str) or (self.type == "int" and value != int(value)):
+            return False
+        return float(self.low) <= value <= float(self.high)  # type: ignore[arg-type]
+
+    def shown(self) -> str:
+        """As a user would write it: its choices, or its range."""
+        if self.type == "categorical":
+            return f"choices {self.choices}"
+        return f"{self.type} in [{self.low:g}, {self.high:g}]"
+
     def values_bound(self) -> tuple[float, float]:
         """The smallest and largest value this distribution can yield."""
         if self.type == "categorical":
@@ -432,6 +446,12 @@ class SearchSpec(BaseModel):
     objectives: list[MetricName] = ["accuracy", "latency_ms", "size_mb"]  # pydantic copies defaults
     constraints: dict[MetricName, Bound] = Field(default_factory=dict)
     early_stopping: EarlyStoppingSpec = EarlyStoppingSpec()
+    first_trials: list[dict[str, float | int | str]] = Field(
+        default_factory=list,
+        description="students to try before the sampler proposes any (Optuna's enqueue_trial), e.g. a shape "
+        "known to do well: each maps searchable values (init, depth, width, ffn_ratio, lambda, temperature, "
+        "learning_rate, hidden_weight, attention_weight) to a value; those left out are sampled",
+    )
 
     def constraint_values(self, metrics: dict[str, float]) -> dict[str, float]:
         """Each constraint's value for ``metrics``, in Optuna's convention: ≤ 0 is feasible (constraints on
@@ -564,6 +584,37 @@ class SpaceConfig(BaseModel):
                     "relation_heads that divides every width (or a width that is a multiple of it)"
                 )
         return self
+
+    @model_validator(mode="after")
+    def _first_trials_in_space(self) -> SpaceConfig:
+        named = self.values_by_trial_name()
+        searchable = ", ".join(n for n, v in named.items() if isinstance(v, Dist)) or "none"
+        for k, params in enumerate(self.search.first_trials):
+            for name, value in params.items():
+                where = f"search.first_trials[{k}].{name}"
+                space_value = named.get(name)
+                if name not in named:
+                    raise ValueError(f"{where}: not a value a trial asks for (searchable here: {searchable})")
+                if not isinstance(space_value, Dist):
+                    raise ValueError(f"{where}: fixed at {space_value} in this space; leave it out here")
+                if not space_value.admits(value):
+                    raise ValueError(f"{where}: {value!r} is outside its distribution, {space_value.shown()}")
+        return self
+
+    def values_by_trial_name(self) -> dict[str, Any]:
+        """The student and loss values a trial asks Optuna for, by the names it uses (``lambda``, not
+        ``lam``): each a distribution, or a fixed value."""
+        return {
+            "init": self.student.init,
+            "depth": self.student.depth,
+            "width": self.student.width,
+            "ffn_ratio": self.student.ffn_ratio,
+            "lambda": self.distill.lam,
+            "temperature": self.distill.temperature,
+            "learning_rate": self.distill.learning_rate,
+            "hidden_weight": self.distill.hidden_weight,
+            "attention_weight": self.distill.attention_weight,
+        }
 
     @field_validator("latency")
     @classmethod

@@ -18,7 +18,7 @@ from autodistill.search.callbacks import (
 )
 from autodistill.search.objective import make_objective
 from autodistill.search.preparation import Job, prepare_job
-from autodistill.search.study import open_study
+from autodistill.search.study import open_study, queue_first_trials
 from autodistill.store.locations import Locations, redact
 from autodistill.store.studies import CACHE_DIR_ATTR, study_cache_dir
 from autodistill.store.tracking import Tracker
@@ -50,6 +50,8 @@ def run_search(
 
     space = loaded.config
     study = open_study(loc, space, seed, inputs.fingerprint)
+    if queued := queue_first_trials(study, space):
+        log(f"search.first_trials: {queued} queued ahead of the sampler's proposals")
     cache_dir = study_cache_dir(study, loc.cache_dir if loc.cache_dir_chosen else None, loc.cache_dir)
     if cache_dir.resolve() != loc.cache_dir.resolve():
         log(f"teacher cache: {cache_dir}, where this study kept it (--cache-dir chooses another)")

@@ -130,16 +130,28 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: 
     return study
 
 
+def queue_first_trials(study: Any, space: SpaceConfig) -> int:
+    """Queue ``search.first_trials`` ahead of the sampler's proposals; how many were queued. One already
+    run or queued (a resumed study, another worker) is not queued again: Optuna compares the given values."""
+    before = len(study.get_trials(deepcopy=False))
+    for params in space.search.first_trials:
+        study.enqueue_trial(dict(params), skip_if_exists=True)
+    return len(study.get_trials(deepcopy=False)) - before
+
+
 def comparable_fingerprint(space: SpaceConfig) -> str:
-    """What makes two trials comparable: everything but the sampler/stopping choices, the seed and where
-    the caches live (they are keyed by content).
+    """What makes two trials comparable: everything but the sampler/stopping choices (first trials
+    included), the seed and where the caches live (they are keyed by content).
 
     Constraints are left out here but kept all the same: ``open_study`` compares them on their own, to
     name them when they differ (and so that studies fingerprinted before keep resuming).
     """
     parts = space.model_dump(
         mode="json",
-        exclude={"cache": True, "search": {"sampler", "heartbeat_seconds", "constraints", "early_stopping"}},
+        exclude={
+            "cache": True,
+            "search": {"sampler", "heartbeat_seconds", "constraints", "early_stopping", "first_trials"},
+        },
     )
     parts["train"].pop("seed", None)
     parts["latency"] = space.latency.identity()  # as before latency.device and batch_size existed

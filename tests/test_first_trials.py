@@ -21,17 +21,13 @@ def test_every_name_a_first_trial_may_give_is_one_a_trial_asks_for(tmp_path: Pat
     space_file = tmp_path / "all.yaml"
     space_file.write_text(
         TINY_SPACE.replace("  ffn_ratio: 2\n", "  ffn_ratio: {type: categorical, choices: [1, 2]}\n")
-        + "  first_trials: []\n"
+        .replace("student:\n", "student:\n  init: {type: categorical, choices: [random, weight-select]}\n")
+        .replace(
+            "distill:\n",
+            "distill:\n  hidden_weight: {type: float, low: 0.0, high: 1.0}\n"
+            "  attention_weight: {type: float, low: 0.0, high: 1.0}\n",
+        )
     )
-    text = space_file.read_text().replace(
-        "distill:\n",
-        "distill:\n  hidden_weight: {type: float, low: 0.0, high: 1.0}\n"
-        "  attention_weight: {type: float, low: 0.0, high: 1.0}\n",
-    )
-    text = text.replace(
-        "student:\n", "student:\n  init: {type: categorical, choices: [random, weight-select]}\n"
-    )
-    space_file.write_text(text)
     space = load_space(space_file).config
     named = space.values_by_trial_name()
     given = {

@@ -73,23 +73,24 @@ def sample(trial: Any, space: SpaceConfig, teacher: StudentArch) -> TrialSetting
     ``teacher-layers`` copies whole teacher layers, so its student has the teacher's width, heads and
     feed-forward size: for it only the depth is asked (a conditional space, which TPE handles).
     """
-    student, distill = space.student, space.distill
-    init = str(_suggest(trial, "init", student.init))
-    depth = int(_suggest(trial, "depth", student.depth))
+    student = space.student
+    named = space.values_by_trial_name()  # the names first trials are checked against, too
+    init = str(_suggest(trial, "init", named["init"]))
+    depth = int(_suggest(trial, "depth", named["depth"]))
     if init == "teacher-layers":
         arch = StudentArch(depth, teacher.width, teacher.heads, teacher.ffn, teacher.kv_heads)
     else:
-        width = int(_suggest(trial, "width", student.width))
+        width = int(_suggest(trial, "width", named["width"]))
         heads = student.heads_for(width)
-        ffn = student.ffn_for(width, float(_suggest(trial, "ffn_ratio", student.ffn_ratio)))
+        ffn = student.ffn_for(width, float(_suggest(trial, "ffn_ratio", named["ffn_ratio"])))
         # grouped-query attention: the teacher's query heads per key/value head, where it divides
         arch = StudentArch(depth, width, heads, ffn, kv_heads_for(teacher, heads))
     return TrialSettings(
         arch=arch,
-        lam=float(_suggest(trial, "lambda", distill.lam)),
-        temperature=float(_suggest(trial, "temperature", distill.temperature)),
-        learning_rate=float(_suggest(trial, "learning_rate", distill.learning_rate)),
+        lam=float(_suggest(trial, "lambda", named["lambda"])),
+        temperature=float(_suggest(trial, "temperature", named["temperature"])),
+        learning_rate=float(_suggest(trial, "learning_rate", named["learning_rate"])),
         init=init,
-        hidden_weight=float(_suggest(trial, "hidden_weight", distill.hidden_weight)),
-        attention_weight=float(_suggest(trial, "attention_weight", distill.attention_weight)),
+        hidden_weight=float(_suggest(trial, "hidden_weight", named["hidden_weight"])),
+        attention_weight=float(_suggest(trial, "attention_weight", named["attention_weight"])),
     )

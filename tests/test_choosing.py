@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,7 +13,9 @@ from autodistill.deliver.choosing import (
     LatencyBound,
     best_after_training,
     latency_bound,
+    sampling_error,
     select_candidates,
+    too_close_to_call,
 )
 
 
@@ -112,3 +115,24 @@ def test_the_registered_one_is_best_on_validation_after_training() -> None:
     assert best_after_training([0.80, 0.85, 0.82], "maximize") == 1
     assert best_after_training([12.0, 9.5, 11.0], "minimize") == 1
     assert best_after_training([0.8, 0.8], "maximize") == 0  # a tie: the one that was better before
+
+
+def test_a_lead_within_one_standard_error_is_said_to_be_too_close_to_call() -> None:
+    from autodistill.cli.train_command import close_calls
+
+    assert sampling_error(0.85, 436) == pytest.approx(0.0171, abs=1e-4)
+    # the full run of docs/figures.md: one example of 436 apart, inside the error; four points apart, not
+    assert too_close_to_call(0.8578, 0.8555, 436)
+    assert not too_close_to_call(0.8578, 0.8165, 436)
+    assert not too_close_to_call(0.8578, 0.8555, 100_000)  # the same lead on many examples is real
+
+    def candidate(number: int, after: float, metric: str = "accuracy") -> SimpleNamespace:
+        return SimpleNamespace(trial=Trial(number), after=after, metric=metric, validation_examples=436)
+
+    close, far = candidate(0, 0.8555), candidate(1, 0.8165)
+    result = SimpleNamespace(candidates=[close, candidate(2, 0.8578), far], chosen=1)
+    (line,) = close_calls(result)
+    assert line.startswith("note: trial 0's validation accuracy (0.8555) is within one standard error")
+    assert "(±0.0167 on 436 examples)" in line and "dataset.validation_split" in line
+    perplexities = [candidate(0, 10.0, "perplexity"), candidate(1, 10.01, "perplexity")]
+    assert close_calls(SimpleNamespace(candidates=perplexities, chosen=0)) == []

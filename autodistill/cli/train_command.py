@@ -246,7 +246,27 @@ def train_best(
         )
         + f"\nexported to {result.export['path']}"
     )
+    for line in close_calls(result):
+        print(line)
     return 0
+
+
+def close_calls(result: Any) -> list[str]:
+    """A line for each candidate whose validation accuracy is within one standard error of the
+    registered one's: a choice the validation examples could not make, said rather than hidden."""
+    from autodistill.deliver.choosing import sampling_error, too_close_to_call
+
+    best = result.candidates[result.chosen]
+    if best.metric != "accuracy":  # a proportion of examples; perplexity has no such simple error
+        return []
+    error = sampling_error(best.after, best.validation_examples)
+    return [
+        f"note: trial {c.trial.number}'s validation accuracy ({c.after:.4f}) is within one standard error "
+        f"(±{error:.4f} on {best.validation_examples} examples) of the registered one's: these examples "
+        "cannot tell the two apart; a larger validation split (dataset.validation_split) would"
+        for i, c in enumerate(result.candidates)
+        if i != result.chosen and too_close_to_call(best.after, c.after, best.validation_examples)
+    ]
 
 
 def candidate_table(result: Any) -> str:

@@ -14,6 +14,7 @@ would make the reported test figure an optimistic one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,3 +107,15 @@ def best_after_training(after: Sequence[float], direction: str) -> int:
     the candidate that was better before). Test scores are deliberately not an input."""
     pick = max if direction == "maximize" else min
     return after.index(pick(after))
+
+
+def sampling_error(accuracy: float, examples: int) -> float:
+    """One binomial standard error of an accuracy measured on ``examples`` examples."""
+    return math.sqrt(accuracy * (1.0 - accuracy) / examples)
+
+
+def too_close_to_call(chosen: float, other: float, examples: int) -> bool:
+    """Whether another candidate's validation accuracy is within one standard error of the registered
+    one's: then the validation examples cannot order the two (in ``docs/figures.md``, a full run
+    registered a student one example of 436 ahead on validation that was 1.2 points behind on test)."""
+    return abs(chosen - other) < sampling_error(chosen, examples)

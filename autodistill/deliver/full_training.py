@@ -103,6 +103,7 @@ class Candidate:
     metric: str
     before: float  # validation, after the search's short run
     run_id: str
+    validation_examples: int  # how many examples ``after`` was measured on
 
     @property
     def after(self) -> float:
@@ -206,7 +207,7 @@ def train_candidate(
     except BaseException:
         tracker.end_run(run_id, "FAILED")
         raise
-    return Candidate(trial, space, settings, outcome, metric, before, run_id)
+    return Candidate(trial, space, settings, outcome, metric, before, run_id, len(job.data.validation))
 
 
 def deliver(

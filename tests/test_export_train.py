@@ -96,7 +96,7 @@ def test_export_refuses_a_student_that_was_not_kept(tiny_study: Path, tmp_path: 
     missing = cli("export", "99", "--out", str(tiny_study), "--to", str(tmp_path / "y"))
     assert missing.returncode == 2 and "TRIAL 99" in missing.stderr
     nowhere = cli("report", "--out", str(tmp_path / "none"))
-    assert nowhere.returncode == 2 and "no optuna.db there" in nowhere.stderr
+    assert nowhere.returncode == 2 and "no optuna.db or optuna.journal there" in nowhere.stderr
 
 
 def test_train_full_length_registers_a_model_version(tiny_study: Path, tmp_path: Path) -> None:

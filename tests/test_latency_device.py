@@ -6,6 +6,7 @@ The tests marked for CUDA run only where torch finds a GPU.
 
 from __future__ import annotations
 
+import importlib
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ import torch
 from pydantic import ValidationError
 from transformers import AutoModelForSequenceClassification, BertConfig
 
-import autodistill.measure.latency as latency_module
 from autodistill.cli import main
 from autodistill.config.schema import LatencySpec, SpaceConfig
 from autodistill.distill.student import StudentArch
@@ -24,6 +24,9 @@ from autodistill.measure.latency import measure_latency
 from autodistill.search.shape_cost import shape_key
 from tests.conftest import search_args
 
+# The module itself: ``autodistill.measure`` re-exports a function named ``latency``, which shadows the
+# submodule as an attribute of the package (so ``import autodistill.measure.latency as m`` is that function).
+latency_module = importlib.import_module("autodistill.measure.latency")
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 FAST = {"sequence_length": 16, "warmup": 1, "repeats": 5, "rounds": 1}
 

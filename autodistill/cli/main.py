@@ -97,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--seed", type=int, help="seeds the sampler and training (default: train.seed of the YAML)"
     )
+    search.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on this machine, each running trials of the same study (default 1); a new "
+        "study then lives in OUT/optuna.journal, which they share without a server",
+    )
+    search.add_argument(
+        "--gpus",
+        help="GPUs the workers take in turn, e.g. 0,1 (default: CUDA_VISIBLE_DEVICES, else every GPU); "
+        "several workers may share one",
+    )
+    search.add_argument(
+        "--gpu-memory-fraction",
+        type=float,
+        help="the most of its GPU's memory each worker may take, in (0, 1], e.g. 0.25 for four workers on one GPU",
+    )
 
     validate = sub.add_parser(
         "validate",
@@ -198,6 +215,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
         problems.append(f"--trials {args.trials}: must be at least 1")
     if getattr(args, "timeout", None) is not None and args.timeout <= 0:
         problems.append(f"--timeout {args.timeout}: must be a positive number of seconds")
+    problems += _worker_problems(args)
     try:
         # --seed is a shorthand for --set train.seed=N, which also seeds the sampler
         flags = [f"train.seed={args.seed}"] if getattr(args, "seed", None) is not None else []
@@ -212,16 +230,27 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
         )
     except ConfigError as exc:
         return None, None, None, problems + exc.problems
-    from autodistill.store.locations import check_database, check_tracking, resolve_locations
+    from autodistill.store.locations import (
+        check_database,
+        check_tracking,
+        check_workers,
+        resolve_locations,
+    )
 
     cache_dir = args.cache_dir or loaded.config.cache.dir
-    loc = resolve_locations(args.space, args.out, args.storage, args.tracking_uri, args.study, cache_dir)
+    workers = getattr(args, "workers", 1)
+    loc = resolve_locations(
+        args.space, args.out, args.storage, args.tracking_uri, args.study, cache_dir, workers
+    )
     if not writable(loc.out):
         problems.append(f"--out {loc.out}: cannot write there; choose a writable directory")
     else:  # connecting writes nothing, so validate checks the stores too
-        problems += [
-            p for p in (check_database("--storage", loc.storage), check_tracking(loc.tracking_uri)) if p
-        ]
+        checks = (
+            check_database("--storage", loc.storage),
+            check_workers("--storage", loc.storage, workers),
+            check_tracking(loc.tracking_uri),
+        )
+        problems += [p for p in checks if p]
     if cache_dir and not writable(loc.cache_dir):
         source = "--cache-dir" if args.cache_dir else f"{args.space}: cache.dir:"
         problems.append(f"{source} {cache_dir}: cannot write there; choose a writable directory")
@@ -230,6 +259,31 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
 
     inputs, input_problems = inspect_inputs(loaded.config)
     return loaded, loc, inputs, problems + input_problems
+
+
+def _worker_problems(args: argparse.Namespace) -> list[str]:
+    """Mistakes in --workers, --gpus and --gpu-memory-fraction (search only)."""
+    problems = []
+    if getattr(args, "workers", 1) < 1:
+        problems.append(f"--workers {args.workers}: must be at least 1")
+    fraction = getattr(args, "gpu_memory_fraction", None)
+    if fraction is not None and not 0 < fraction <= 1:
+        problems.append(
+            f"--gpu-memory-fraction {fraction}: must be in (0, 1], e.g. 0.5 for two workers a GPU"
+        )
+    if getattr(args, "gpus", None) is not None:
+        import torch
+
+        from autodistill.cli.workers import visible_gpus
+
+        if not visible_gpus(args.gpus):
+            problems.append(f"--gpus {args.gpus!r}: names no GPU; give indices such as 0,1")
+        elif not torch.cuda.is_available():
+            problems.append(
+                f"--gpus {args.gpus}: torch finds no CUDA device on this machine; drop --gpus to run the "
+                "workers on the CPU cores"
+            )
+    return problems
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -247,35 +301,80 @@ def cmd_search(args: argparse.Namespace) -> int:
     loaded, loc, inputs, problems = _check(args)
     if problems:
         return fail(problems)
-    from autodistill.report import console_table, quality_metric
     from autodistill.search import SearchError, run_search
+    from autodistill.search.workers import supervised_index
     from autodistill.store.locations import redact
 
-    seed = loaded.config.train.seed
     print(
         f"autodistill search: study '{loc.study_name}' in {loc.out} (storage {redact(loc.storage)})",
         flush=True,
     )
+    if supervised_index() is None and (args.workers > 1 or args.gpus is not None):
+        return _search_with_workers(args, loaded, loc, inputs)
+    from autodistill.util.devices import limit_gpu_memory
+
+    limit_gpu_memory(args.gpu_memory_fraction)
     try:
-        result = run_search(
-            loaded, inputs, loc, args.trials, args.timeout, seed, lambda m: print(m, flush=True)
-        )
+        result = run_search(loaded, inputs, loc, args.trials, args.timeout, loaded.config.train.seed, _say)
     except SearchError as exc:
         return fail([str(exc)])
     except KeyboardInterrupt:
-        print("\ninterrupted: finished trials are saved; rerun the same command to resume", file=sys.stderr)
+        if supervised_index() is None:  # a worker's supervisor says it once for all
+            print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
-    metric, direction = quality_metric(result.study)
+    if supervised_index() is not None:  # a worker of `--workers N`: its supervisor prints the front
+        return 0
+    print_front(result.study, result.front, result.reference, loaded.config, result.csv_path)
+    print(browse_lines(loc.tracking_uri, loc.storage, result.experiment_id))
+    return 0 if len(result.front) else 1
+
+
+INTERRUPTED = "\ninterrupted: finished trials are saved; rerun the same command to resume"
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def print_front(study: Any, front: Any, reference: dict[str, float], space: Any, csv_path: Path) -> None:
+    from autodistill.report import console_table, quality_metric
+
+    metric, direction = quality_metric(study)
     print(
         f"\nPareto front ({metric} {'↑' if direction == 'maximize' else '↓'}, latency ↓, size ↓); latency is "
-        f"batch-1 CPU, {loaded.config.latency.threads} thread(s), {loaded.config.latency.sequence_length} tokens:"
+        f"batch-1 CPU, {space.latency.threads} thread(s), {space.latency.sequence_length} tokens:"
     )
-    print(
-        console_table(result.front, result.reference, metric)
-        if len(result.front)
-        else "  (empty: no trial completed)"
-    )
-    print(f"\nfront written to {result.csv_path}; report: {result.csv_path.with_name('report.html')}")
+    print(console_table(front, reference, metric) if len(front) else "  (empty: no trial completed)")
+    print(f"\nfront written to {csv_path}; report: {csv_path.with_name('report.html')}")
+
+
+def _search_with_workers(args: argparse.Namespace, loaded: Any, loc: Any, inputs: Any) -> int:
+    """``--workers N``: open the study here (a study that cannot be resumed is one line, before any
+    compute), start the workers, then report the front they found together."""
+    from autodistill.cli.workers import supervise
+    from autodistill.search import SearchError
+    from autodistill.search.study import open_study, reopen_study
+    from autodistill.store.tracking import Tracker, enable_concurrent_writers
+
+    try:
+        open_study(loc, loaded.config, loaded.config.train.seed, inputs.fingerprint)
+    except SearchError as exc:
+        return fail([str(exc)])
+    enable_concurrent_writers(loc.tracking_uri)
+    # The store's tables and the study's experiment made here, once: workers racing to create them
+    # on an empty SQLite file can fail half-way through MLflow's migrations.
+    Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
+    code, study = supervise(args.argv, args, loc.storage, lambda: reopen_study(loc), args.trials, _say)
+    from autodistill.search.controller import settle_after_workers
+
+    result = settle_after_workers(study, loc, interrupted=code == EXIT_INTERRUPTED)
+    if code == EXIT_INTERRUPTED:
+        print(INTERRUPTED, file=sys.stderr)
+        return code
+    if result is None:
+        print("no worker prepared the study; see the workers' lines above", file=sys.stderr)
+        return 1
+    print_front(study, result.front, result.reference, loaded.config, result.csv_path)
     print(browse_lines(loc.tracking_uri, loc.storage, result.experiment_id))
     return 0 if len(result.front) else 1
 
@@ -294,7 +393,9 @@ def browse_lines(tracking_uri: str, storage: str, experiment_id: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `search --workers N` starts its workers with the same arguments
     commands = {
         "search": cmd_search,
         "validate": cmd_validate,

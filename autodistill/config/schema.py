@@ -350,6 +350,17 @@ class TrainSpec(BaseModel):
     )
     weight_decay: float = Field(0.01, ge=0)
     seed: int = 0
+    deterministic: bool = Field(
+        False, description="deterministic algorithms on the GPU: repeatable runs, at some cost in speed"
+    )
+    mixed_precision: bool = Field(
+        True, description="bfloat16 forward passes on a GPU that supports them; false: float32 everywhere"
+    )
+    log_every: int = Field(
+        25,
+        gt=0,
+        description="steps between copies of the training losses to the host (each waits for the GPU)",
+    )
 
 
 class LatencySpec(BaseModel):

@@ -5,12 +5,19 @@ batch, and the task's loss step turns the student's outputs and the batch into l
 teacher's hidden states come in too when the recipe weighs the hidden-state loss (``HiddenMatch``) or
 the attention-relation loss (``AttentionMatch``: the input of the teacher's last layer, from which that
 layer's own projections recompute its queries, keys and values).
+
+On a GPU the loop never waits for it within a step: the losses stay on the device and are copied to
+the host together every ``log_every`` steps (a copy waits for every kernel queued before it), batches
+go through pinned memory without blocking, and the student's forward pass runs under bfloat16
+``autocast`` where the job enables it; the losses are computed in float32, outside it.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +25,7 @@ import torch
 
 from autodistill.distill.loss import LossParts, attention_relation_loss, hidden_state_loss
 from autodistill.distill.student import last_layer_projections
+from autodistill.util.devices import autocast, is_cuda, to_device
 
 MODEL_INPUTS = ("input_ids", "attention_mask")  # what of a batch the student reads; the rest is targets
 
@@ -49,6 +57,7 @@ class DistillRecipe:
     hidden_weight: float = 0.0  # weight of the hidden-state loss; 0 skips it (and the teacher's states)
     hidden_loss: str = "cosine"
     attention_weight: float = 0.0  # weight of the attention-relation loss; 0 skips it
+    log_every: int = 25  # steps between copies of the losses to the host (each one waits for the GPU)
 
 
 class HiddenStates(Protocol):
@@ -77,13 +86,20 @@ class AttentionMatch:
 
     states: HiddenStates
     input_layer: int  # the teacher layer whose output enters its last layer (-1: the embeddings)
-    projections: list[Any]  # the teacher's last-layer [query, key, value] modules
+    projections: list[Any]  # the teacher's last-layer [query, key, value] modules, on the training device
     heads: int  # relation heads (``attention_relation_loss``)
 
     @torch.no_grad()
     def teacher_qkv(self, index: torch.Tensor, device: str) -> list[torch.Tensor]:
         (entering,) = self.states.batch(index, [self.input_layer], device)
-        return [projection.to(device)(entering) for projection in self.projections]
+        return [projection(entering) for projection in self.projections]
+
+
+def projections_on(modules: list[Any], device: str) -> list[Any]:
+    """Frozen copies of the teacher's last-layer projections (``last_layer_projections``) on ``device``,
+    for ``AttentionMatch``: moving the teacher's own modules would move part of the teacher, which
+    stays on the CPU between its passes. Three small matrices: copied once per trial."""
+    return [copy.deepcopy(module).to(device).eval().requires_grad_(False) for module in modules]
 
 
 @dataclass
@@ -97,6 +113,7 @@ class TrainResult:
 
 
 StepCallback = Callable[[int, float], None]
+PARTS = ("hard", "soft", "hidden", "attention")
 
 
 def distill(
@@ -108,6 +125,7 @@ def distill(
     on_step: StepCallback | None = None,
     hidden: HiddenMatch | None = None,
     attention: AttentionMatch | None = None,
+    sync_steps: Collection[int] = (),
 ) -> TrainResult:
     """Train ``student`` for ``recipe.steps`` steps on the task's distillation loss (plus the
     hidden-state loss).
@@ -118,12 +136,21 @@ def distill(
         loss_step: the task's loss on the student's outputs and a batch (Hinton's, for both tasks).
         recipe: budget, optimiser and loss settings.
         device: "cuda" or "cpu".
-        on_step: called with (step, loss) after each step, e.g. to drive a progress bar.
+        on_step: called with (step, loss) after each step, e.g. to drive a progress bar. ``loss`` is the
+            latest loss copied to the host: that step's at step 1, at each multiple of
+            ``recipe.log_every``, at ``sync_steps`` and at the last step, an earlier step's in between.
         hidden: the layer matching and teacher states; needed when ``recipe.hidden_weight`` > 0.
-        attention: the teacher's last-layer projections; needed when ``recipe.attention_weight`` > 0.
+        attention: the teacher's last-layer projections (``projections_on`` the device); needed when
+            ``recipe.attention_weight`` > 0.
+        sync_steps: steps at which the losses are copied to the host too, e.g. the checkpoints at which
+            ``on_step`` evaluates the student: a non-finite loss fails the run before that.
+
+    Returns:
+        Every step's loss and parts (copied to the host in batches; the record is complete).
 
     Raises:
-        FloatingPointError: at the first non-finite loss, naming the step.
+        FloatingPointError: naming the first step with a non-finite loss, at the copy to the host that
+            brings it (the steps up to that copy have run).
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -141,7 +168,12 @@ def distill(
     student.to(device).train()
     projection = _projection(student.config.hidden_size, hidden.teacher_width, device) if hidden else None
     parameters = list(student.parameters()) + (list(projection.parameters()) if projection else [])
-    optimizer = torch.optim.AdamW(parameters, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.AdamW(
+        parameters,
+        lr=recipe.learning_rate,
+        weight_decay=recipe.weight_decay,
+        fused=True if is_cuda(device) else None,  # on a GPU one kernel updates every parameter
+    )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(recipe.warmup_ratio * recipe.steps), recipe.steps
     )
@@ -150,16 +182,21 @@ def distill(
     order = torch.randperm(len(train), generator=generator)
     cursor = 0
     student_qkv, hooks = _capture_projections(student) if attention else ({}, [])
+    pending: list[torch.Tensor] = []  # per step not yet on the host: [total, *PARTS] on the device
+    zero = torch.zeros((), device=device)  # an unused part: on the device, stacked with the others
+    latest = float("nan")  # the latest loss on the host
     try:  # an early stop (TrialPruned from on_step) or a non-finite loss must not leave hooks behind
         for step in range(1, recipe.steps + 1):
             if cursor + recipe.batch_size > len(order):  # next epoch, reshuffled
                 order, cursor = torch.randperm(len(train), generator=generator), 0
             index = order[cursor : cursor + recipe.batch_size]
             cursor += recipe.batch_size
-            batch = {k: v.to(device) for k, v in train.batch(index).items()}
-            outputs = student(**{k: batch[k] for k in MODEL_INPUTS}, output_hidden_states=use_hidden)
+            batch = to_device(train.batch(index), device)
+            with autocast(device):
+                outputs = student(**{k: batch[k] for k in MODEL_INPUTS}, output_hidden_states=use_hidden)
+            outputs = _in_float32(outputs)
             parts = loss_step(outputs, batch, recipe.lam, recipe.temperature)
-            loss, hidden_part = parts.total, torch.zeros(())
+            loss, hidden_part = parts.total, zero
             if hidden is not None:
                 hidden_part = hidden_state_loss(
                     list(outputs.hidden_states[1:]),
@@ -169,39 +206,59 @@ def distill(
                     projection,
                 )
                 loss = loss + recipe.hidden_weight * hidden_part
-            attention_part = torch.zeros(())
+            attention_part = zero
             if attention is not None:
                 attention_part = attention_relation_loss(
-                    [student_qkv[role] for role in "qkv"],
+                    [student_qkv[role].float() for role in "qkv"],  # captured under autocast
                     attention.teacher_qkv(index, device),
                     batch["attention_mask"],
                     attention.heads,
                 )
                 loss = loss + recipe.attention_weight * attention_part
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss ({loss.item()}) at step {step}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             scheduler.step()
-            result.losses.append(loss.item())
-            named = (
-                ("hard", parts.hard),
-                ("soft", parts.soft),
-                ("hidden", hidden_part),
-                ("attention", attention_part),
-            )
-            for name, value in named:
-                result.parts[name].append(float(value.detach()))
+            values = (loss, parts.hard, parts.soft, hidden_part, attention_part)
+            pending.append(torch.stack([value.detach().float() for value in values]))
+            if step == 1 or step % recipe.log_every == 0 or step in sync_steps or step == recipe.steps:
+                latest = _to_host(pending, step - len(pending) + 1, result)
+                pending = []
             if on_step:
-                on_step(step, result.losses[-1])
+                on_step(step, latest)
     finally:
         for hook in hooks:
             hook.remove()
     result.seconds = time.perf_counter() - start
     student.eval()
     return result
+
+
+def _in_float32(outputs: Any) -> Any:
+    """The student's outputs with float32 logits and hidden states, whatever ``autocast`` made them: the
+    losses are computed in float32. On float32 outputs (the CPU) ``.float()`` returns the same tensors."""
+    outputs.logits = outputs.logits.float()
+    if getattr(outputs, "hidden_states", None) is not None:
+        outputs.hidden_states = tuple(state.float() for state in outputs.hidden_states)
+    return outputs
+
+
+def _to_host(pending: list[torch.Tensor], first_step: int, result: TrainResult) -> float:
+    """Append the losses of steps ``first_step``… (``pending``: [total, *PARTS] per step, on the device) to
+    ``result`` in one copy to the host; returns the last step's loss.
+
+    Raises:
+        FloatingPointError: naming the first of these steps whose loss is not finite.
+    """
+    rows = torch.stack(pending).tolist()
+    for step, (total, *parts) in enumerate(rows, start=first_step):
+        if not math.isfinite(total):
+            raise FloatingPointError(f"non-finite loss ({total}) at step {step}")
+        result.losses.append(total)
+        for name, value in zip(PARTS, parts, strict=True):
+            result.parts[name].append(value)
+    return float(rows[-1][0])
 
 
 def _capture_projections(student: Any) -> tuple[dict[str, torch.Tensor], list[Any]]:

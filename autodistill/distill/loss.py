@@ -32,11 +32,13 @@ def distillation_loss(
 
     Returns:
         LossParts(total, hard, soft), each a scalar averaged over the batch. The T² factor keeps the
-        soft gradients' scale independent of T (Hinton et al. 2015).
+        soft gradients' scale independent of T (Hinton et al. 2015). Computed in float32 whatever the
+        logits' dtype (bfloat16 from a forward pass under autocast).
     """
+    student_logits = student_logits.float()  # the same tensor when it is float32 already
     hard = F.cross_entropy(student_logits, labels)
     student_log_p = F.log_softmax(student_logits / temperature, dim=-1)
-    teacher_log_p = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+    teacher_log_p = F.log_softmax(teacher_logits.detach().float() / temperature, dim=-1)
     kl = F.kl_div(student_log_p, teacher_log_p, reduction="batchmean", log_target=True)
     soft = temperature**2 * kl
     return LossParts(total=(1.0 - lam) * hard + lam * soft, hard=hard, soft=soft)
@@ -59,7 +61,7 @@ def hidden_state_loss(
         projection: maps student width to teacher width when they differ (learned with the student).
 
     Returns:
-        A scalar; 0 when the (projected) states equal the teacher's.
+        A scalar; 0 when the (projected) states equal the teacher's. Computed in float32.
     """
     if len(student_states) != len(teacher_states):
         raise ValueError(
@@ -69,7 +71,7 @@ def hidden_state_loss(
     losses = []
     for student, teacher in zip(student_states, teacher_states, strict=True):
         s = projection(student) if projection is not None else student
-        s, t = s[real], teacher.detach()[real].to(s.dtype)  # [real tokens, width]
+        s, t = s[real].float(), teacher.detach()[real].float()  # [real tokens, width]
         if kind == "cosine":
             losses.append((1.0 - F.cosine_similarity(s, t, dim=-1)).mean())
         elif kind == "mse":

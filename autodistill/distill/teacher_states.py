@@ -2,9 +2,10 @@
 
 Caching runs the teacher once over the trial-visible training examples and keeps every layer's output
 for the real tokens only (no padding), in float16, ragged: [tokens, layers, width] plus each example's
-offset, for the layers some student can be matched to. A step then gathers its batch from memory instead of running the teacher forward. When the
+offset, for the layers some student can be matched to. A step then gathers its batch from memory instead
+of running the teacher forward (one indexing operation, not a loop over the batch's rows). When the
 cache would exceed ``CACHE_LIMIT_BYTES`` (full-length training on a large dataset) the teacher runs
-live instead, which costs a teacher forward pass per step.
+live instead, which costs a teacher forward pass per step (and keeps the teacher on the training device).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 import torch
 
+from autodistill.util.devices import autocast, move, to_device
 from autodistill.util.files import atomic_torch_save, compute_once, load_torch
 from autodistill.util.hashing import short_hash
 
@@ -55,29 +57,47 @@ class TeacherStates:
             raise ValueError(
                 f"teacher layers {sorted(missing)} are not in the hidden-state cache ({self.layers})"
             )
-        positions = [self.layers.index(layer) for layer in layers]
-        lengths = self.data.lengths[index]
-        out = torch.zeros(len(index), int(lengths.max()), len(layers), self.cached.shape[-1])
-        for row, (example, length) in enumerate(zip(index.tolist(), lengths.tolist(), strict=True)):
-            start = int(self.offsets[example])
-            out[row, :length] = self.cached[start : start + length, positions].float()
-        out = out.to(device)
+        columns = torch.tensor([self.layers.index(layer) for layer in layers])
+        rows, real = token_rows(self.offsets, self.data.lengths, index)
+        out = torch.zeros(*real.shape, len(layers), self.cached.shape[-1], dtype=self.cached.dtype)
+        out[real] = self.cached[rows[real][:, None], columns[None, :]]  # zeros stay at the padding
+        out = move(out, device).float()  # float16 over the bus (half the bytes), float32 for the loss
         return [out[:, :, k] for k in range(len(layers))]
 
     @torch.no_grad()
     def _live(self, index: torch.Tensor, layers: list[int], device: str) -> list[torch.Tensor]:
-        batch = self.data.batch(index)
-        self.teacher.to(device).eval()
-        states = self.teacher(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            output_hidden_states=True,
-        ).hidden_states
-        return [states[layer + 1] for layer in layers]  # states[0] is the embedding output
+        batch = to_device(self.data.batch(index), device)
+        self.teacher.to(device).eval()  # a no-op after the first step: a live teacher stays there
+        with autocast(device):
+            states = self.teacher(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                output_hidden_states=True,
+            ).hidden_states
+        return [states[layer + 1].float() for layer in layers]  # states[0] is the embedding output
 
 
 def cache_bytes(data: TokenBatches, layers: int, width: int) -> int:
     return int(data.lengths.sum()) * layers * width * 2  # float16
+
+
+def token_rows(
+    offsets: torch.Tensor, lengths: torch.Tensor, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the tokens of the examples ``index`` lie in the ragged cache, as a padded batch.
+
+    Args:
+        offsets: [examples + 1] each example's first row in the cache (the last: the total).
+        lengths: [examples] each example's real tokens.
+        index: [batch] the examples, in batch order.
+
+    Returns:
+        (rows [batch, longest], real [batch, longest] bool): ``rows[b, t]`` is the cache row of token t
+        of example ``index[b]``, meaningful where ``real`` (t < its length); padding is False.
+    """
+    lengths = lengths[index]
+    steps = torch.arange(int(lengths.max()))
+    return offsets[index][:, None] + steps[None, :], steps[None, :] < lengths[:, None]
 
 
 @torch.no_grad()
@@ -93,18 +113,17 @@ def compute_states(
     order = torch.argsort(data.lengths, descending=True)  # similar lengths together: little padding
     for start in range(0, len(data), batch_size):
         index = order[start : start + batch_size]
-        batch = data.batch(index)
-        hidden = teacher(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            output_hidden_states=True,
-        ).hidden_states
-        stacked = torch.stack([hidden[layer + 1] for layer in layers], dim=2).to(
-            "cpu", torch.float16
-        )  # [batch, tokens, layers, width]
-        for row, example in enumerate(index.tolist()):
-            begin, end = int(offsets[example]), int(offsets[example + 1])
-            states[begin:end] = stacked[row, : end - begin]
+        batch = to_device(data.batch(index), device)
+        with autocast(device):
+            hidden = teacher(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                output_hidden_states=True,
+            ).hidden_states
+        # [batch, tokens, layers, width], made float16 before it leaves the device: half the bytes
+        stacked = torch.stack([hidden[layer + 1] for layer in layers], dim=2).to(torch.float16).cpu()
+        rows, real = token_rows(offsets, data.lengths, index)
+        states[rows[real]] = stacked[:, : real.shape[1]][real]  # the real tokens only, in one scatter
     return states, offsets
 
 

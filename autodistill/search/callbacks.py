@@ -142,13 +142,18 @@ def finished_trials(study: Any) -> int:
 
 
 class StopAtTotal:
-    """Stops every worker of the study once it holds ``total`` finished trials (see finished_trials)."""
+    """Stops a worker once the study holds ``total`` finished trials (see finished_trials), counting those
+    other workers are running as finished: without them, every worker that ends a trial just before the
+    total starts one more, and N workers overshoot by up to N - 1 trials."""
 
     def __init__(self, total: int):
         self.total = total
 
     def __call__(self, study: Any, _trial: Any) -> None:
-        if finished_trials(study) >= self.total:
+        from optuna.trial import TrialState
+
+        running = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if finished_trials(study) + running >= self.total:
             study.stop()
 
 

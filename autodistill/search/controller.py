@@ -19,10 +19,12 @@ from autodistill.search.callbacks import (
 from autodistill.search.objective import make_objective
 from autodistill.search.preparation import Job, prepare_job
 from autodistill.search.study import open_study, queue_first_trials
+from autodistill.search.workers import fail_dead_workers_trials
 from autodistill.store.locations import Locations, redact
 from autodistill.store.studies import CACHE_DIR_ATTR, study_cache_dir
 from autodistill.store.tracking import Tracker
 from autodistill.tasks import TaskInputs
+from autodistill.util.errors import first_line
 
 
 @dataclass
@@ -64,7 +66,10 @@ def run_search(
         _log_study_inputs(tracker, parent, loaded, loc, job, seed)
         upkeep = FrontUpkeep(job, tracker)
         _optimize(study, job, tracker, loc, trials, timeout, log, upkeep)
-        upkeep(study)  # also scores the front of a study resumed with nothing left to run
+        try:  # also scores the front of a study resumed with nothing left to run
+            upkeep(study)
+        except Exception as exc:  # another worker's upkeep may have upset it; the study itself is whole
+            log(f"warning: front upkeep failed ({first_line(exc)}); `autodistill report` runs it again")
         front = front_frame(study)
         csv_path, html_path = write_report(study, job.reference, loc.out)
         tracker.log_artifact(parent, csv_path)
@@ -94,6 +99,30 @@ def run_search(
     )
 
 
+def settle_after_workers(study: Any, loc: Locations, interrupted: bool) -> SearchResult | None:
+    """Once every worker of ``search --workers N`` has ended: fail and queue again the trials of any that
+    died unnoticed, close their MLflow runs and the study's parent run, and write the report once, from
+    the whole study (each worker wrote one as it ended, maybe before another's last trial). None when
+    interrupted, or when no worker got as far as measuring the teacher."""
+    from autodistill.report import front_frame, write_report
+
+    fail_dead_workers_trials(study)  # every worker has ended: a trial still running here is a dead one's
+    tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
+    close_dead_runs(study, tracker)
+    parent = study.user_attrs.get("mlflow_parent_run_id")
+    if parent and tracker.is_running(parent):
+        tracker.end_run(parent, "KILLED" if interrupted else "FINISHED")
+    reference = study.user_attrs.get("teacher_reference")
+    if interrupted or reference is None:
+        return None
+    front = front_frame(study)
+    csv_path, html_path = write_report(study, reference, loc.out)
+    if parent:
+        tracker.log_artifact(parent, csv_path)
+        tracker.log_artifact(parent, html_path)
+    return SearchResult(study, front, reference, csv_path, tracker.experiment_id)
+
+
 def _end_parent(study: Any, tracker: Tracker, status: str) -> None:
     """End the study's parent run, unless another worker is still running trials of this study."""
     from optuna.trial import TrialState
@@ -115,6 +144,7 @@ def _optimize(
     from optuna.storages import fail_stale_trials
 
     fail_stale_trials(study)  # a trial whose process died is failed now and its parameters queued again
+    fail_dead_workers_trials(study)  # the same, found by process id (a journal file has no heartbeat)
     close_dead_runs(study, tracker)
     done = finished_trials(study)
     remaining = max(0, trials - done)
@@ -127,8 +157,15 @@ def _optimize(
 
     def report_trial(study: Any, trial: Any) -> None:
         log(progress_line(trial, finished_trials(study), trials, job.task.metric))
-        upkeep(study, trial)
-        close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
+        # Optuna lets an exception raised in a callback end the whole worker: upkeep that another worker
+        # upset (a student folder deleted meanwhile, a store busy) is reported and left for the next trial.
+        try:
+            upkeep(study, trial)
+            close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
+        except Exception as exc:
+            log(
+                f"warning: after trial {trial.number}, front upkeep failed ({first_line(exc)}); retried after the next trial"
+            )
 
     study.optimize(
         make_objective(job, tracker, loc.out / "students"),

@@ -1,5 +1,11 @@
 """Preparing a study once: load the teacher, let the task tokenise and cache the teacher's targets,
-cache its hidden states when the space can weigh them, and measure the teacher as the reference."""
+cache its hidden states when the space can weigh them, and measure the teacher as the reference.
+
+Then the teacher waits on the CPU: trials read its caches, not the model, and N workers sharing one GPU
+must not keep N idle teachers there. Its passes during trials are on the CPU anyway (latency timed
+beside a student's, weights copied into a student), except when its hidden states are computed live at
+every step: then it stays on the training device.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from autodistill.distill.teacher_states import TeacherStates, teacher_states
 from autodistill.measure.cost import measure_cost
 from autodistill.store.caches import cached
 from autodistill.tasks import Task, TaskData, TaskInputs, get_task
-from autodistill.util.devices import default_device
+from autodistill.util.devices import configure_device, default_device
 
 
 @dataclass
@@ -67,6 +73,12 @@ def measure_model(
     return {task.metric: quality, **metrics}, {"eval": eval_seconds, **timings}
 
 
+def teacher_home(states: TeacherStates | None, device: str) -> str:
+    """Where the teacher waits once its caches are made: on the training ``device`` when a step runs it
+    (hidden states computed live), else on the CPU."""
+    return device if states is not None and states.source == "live" else "cpu"
+
+
 def prepare_job(
     space: SpaceConfig,
     inputs: TaskInputs,
@@ -80,6 +92,8 @@ def prepare_job(
     of the search's trials when ``transfer.in_trials`` says so."""
     task = get_task(space)
     device = default_device()
+    # before any CUDA work: deterministic cuBLAS is only possible if set before its first matrix product
+    configure_device(device, space.train.deterministic, space.train.mixed_precision)
     teacher, tokenizer = task.load_teacher(space)
     transfer = full_length or space.transfer.in_trials
     data = task.prepare(space, inputs, teacher, tokenizer, cache_dir, device, log, transfer)
@@ -99,15 +113,14 @@ def prepare_job(
 
     examples = data.evaluation_key or data.key
     ref_key = [examples, space.latency.identity(), len(data.validation), len(data.test)]
+    measured = cached("teacher-reference", cache_dir, ref_key, reference, fmt="json", log=log)
+    teacher.to(teacher_home(states, device))
     return Job(
         space=space,
         task=task,
         inputs=inputs,
         data=data,
-        reference={
-            **cached("teacher-reference", cache_dir, ref_key, reference, fmt="json", log=log),
-            "latency_fraction": 1.0,  # of itself: the report's teacher row
-        },
+        reference={**measured, "latency_fraction": 1.0},  # of itself: the report's teacher row
         device=device,
         teacher=teacher,
         tokenizer=tokenizer,

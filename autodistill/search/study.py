@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 from autodistill.config.schema import METRIC_DIRECTIONS, SpaceConfig
+from autodistill.search.workers import supervised_index
 from autodistill.store.caches import teacher_fingerprint
-from autodistill.store.locations import Locations
+from autodistill.store.locations import Locations, optuna_storage
 from autodistill.store.tracking import retry
 from autodistill.util.hashing import short_hash
 
@@ -47,11 +49,15 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: 
 
     objectives = list(space.search.objectives)
     directions = [METRIC_DIRECTIONS[o] for o in objectives]
-    if loc.storage.startswith("sqlite:///"):
+    if loc.storage.startswith("sqlite:///") or loc.journal:
         loc.out.mkdir(parents=True, exist_ok=True)
+        if loc.journal:
+            Path(loc.storage).parent.mkdir(parents=True, exist_ok=True)
 
     def create() -> Any:
-        storage: Any = loc.storage
+        # A journal file has no heartbeat: its dead workers' trials are found by process id instead
+        # (search/workers.py).
+        storage: Any = optuna_storage(loc.storage)
         if re.match(r"^(sqlite|postgresql|mysql)", loc.storage):
             # The heartbeat lets any later run (or another worker) see that a trial's process died:
             # the trial is marked failed, and its parameters are queued once more.
@@ -122,12 +128,21 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: 
     study.set_user_attr("teacher_fingerprint", teacher)
     study.set_user_attr("data_fingerprint", data_fingerprint)
     # A resumed study reseeds its sampler by its length, so it does not replay its first proposals.
-    # Workers on a shared database also salt it by process, so workers that start together explore
-    # different points; a sequential run on the default local storage repeats exactly.
-    salt = 0 if loc.storage_is_local else os.getpid() * 7919
+    # Workers of one `search --workers N` salt it by their index, and workers started apart on a shared
+    # database by their process, so workers that start together explore different points; a sequential
+    # run on the default local storage repeats exactly.
+    index = supervised_index()
+    salt = index * 7919 if index is not None else 0 if loc.storage_is_local else os.getpid() * 7919
     if study.trials or salt:
         study.sampler = make_sampler(space.search.sampler, (seed + len(study.trials) + salt) % 2**32)
     return study
+
+
+def reopen_study(loc: Locations) -> Any:
+    """The study as it is now in its storage (opened by ``open_study`` before), to read or to settle."""
+    import optuna
+
+    return optuna.load_study(study_name=loc.study_name, storage=optuna_storage(loc.storage))
 
 
 def queue_first_trials(study: Any, space: SpaceConfig) -> int:
@@ -154,5 +169,7 @@ def comparable_fingerprint(space: SpaceConfig) -> str:
         },
     )
     parts["train"].pop("seed", None)
+    for key in ("deterministic", "mixed_precision", "log_every"):  # how trials run, not what they train
+        parts["train"].pop(key, None)
     parts["latency"] = space.latency.identity()  # as before latency.device and batch_size existed
     return short_hash(parts)

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from autodistill.config.schema import SpaceConfig
-from autodistill.distill.loop import AttentionMatch, DistillRecipe, HiddenMatch, StepCallback, distill
+from autodistill.distill.loop import (
+    AttentionMatch,
+    DistillRecipe,
+    HiddenMatch,
+    StepCallback,
+    distill,
+    projections_on,
+)
 from autodistill.distill.student import (
     build_student,
     check_teacher_init,
@@ -73,6 +80,7 @@ def recipe_for(settings: TrialSettings, space: SpaceConfig) -> DistillRecipe:
         hidden_weight=settings.hidden_weight,
         hidden_loss=space.distill.hidden_loss,
         attention_weight=settings.attention_weight,
+        log_every=t.log_every,
     )
 
 
@@ -137,7 +145,8 @@ def run_trial(
         attention = AttentionMatch(
             job.teacher_states,
             job.teacher_arch.depth - 2,  # the output of the layer before the last enters the last
-            last_layer_projections(job.teacher),
+            # copies on the training device: the teacher itself stays on the CPU (``prepare_job``)
+            projections_on(last_layer_projections(job.teacher), job.device),
             space.distill.relation_heads,
         )
     result = distill(
@@ -149,6 +158,7 @@ def run_trial(
         step_and_check,
         hidden,
         attention,
+        checkpoints,  # the losses reach the host before a checkpoint: a non-finite one fails the trial first
     )
     start = time.perf_counter()
     quality = task.evaluate(student, job.data.validation, space.train.eval_batch_size, job.device)

@@ -2,6 +2,11 @@
 
 The checks run before any compute: an unreachable database or server is a one-line error naming the
 flag, not a traceback after the teacher has been loaded. Passwords in URLs are never printed.
+
+An Optuna storage is a database URL (RDB storage: SQLite, PostgreSQL, MySQL) or the path of a journal
+file (Optuna's ``JournalStorage``, which several processes on one machine share with no server). A study
+in the default place is ``OUT/optuna.db`` (SQLite), or ``OUT/optuna.journal`` when it was started with
+``--workers N``: SQLite takes one writer at a time, and Optuna's guide advises against it for parallel work.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autodistill.util.errors import first_line
 from autodistill.util.files import writable
@@ -24,8 +30,12 @@ class Locations:
     study_name: str
     cache_dir: Path
     artifact_root: Path | None
-    storage_is_local: bool = True  # the default SQLite file in the study's directory
+    storage_is_local: bool = True  # the default SQLite or journal file in the study's directory
     cache_dir_chosen: bool = False  # by --cache-dir or cache.dir; else a resumed study keeps its own
+
+    @property
+    def journal(self) -> bool:
+        return is_journal(self.storage)
 
 
 def resolve_locations(
@@ -35,14 +45,16 @@ def resolve_locations(
     tracking_uri: str | None,
     study_name: str | None,
     cache_dir: str | None = None,
+    workers: int = 1,
 ) -> Locations:
-    """Where the study lives; ``cache_dir`` is ``--cache-dir`` or the space's ``cache.dir`` (default OUT/cache)."""
+    """Where the study lives; ``cache_dir`` is ``--cache-dir`` or the space's ``cache.dir`` (default OUT/cache);
+    ``workers``: how many processes will share the study (``--workers``), which picks the default storage."""
     name = study_name or space_path.stem
     directory = Path(out) if out else Path("autodistill-runs") / name
     absolute = directory.resolve()
     return Locations(
         out=directory,
-        storage=storage or f"sqlite:///{absolute / 'optuna.db'}",
+        storage=storage_argument(storage) if storage else default_storage(absolute, workers),
         tracking_uri=tracking_uri or f"sqlite:///{absolute / 'mlflow.db'}",
         study_name=name,
         cache_dir=Path(cache_dir) if cache_dir else directory / "cache",
@@ -53,6 +65,50 @@ def resolve_locations(
         else absolute / "mlartifacts",
         storage_is_local=storage is None,
     )
+
+
+JOURNAL_FILE, SQLITE_FILE = "optuna.journal", "optuna.db"
+
+
+def default_storage(directory: Path, workers: int = 1) -> str:
+    """The study's storage when ``--storage`` is not given: a journal file already there, else SQLite for
+    one worker and a journal file for several (a study is kept in the storage it was started in)."""
+    journal, sqlite = directory / JOURNAL_FILE, directory / SQLITE_FILE
+    if journal.is_file() or (workers > 1 and not sqlite.is_file()):
+        return str(journal)
+    return f"sqlite:///{sqlite}"
+
+
+def is_journal(storage: str) -> bool:
+    """Whether ``storage`` names a journal file (a path) rather than a database (a URL)."""
+    return "://" not in storage
+
+
+def storage_argument(storage: str) -> str:
+    """``--storage`` as kept: a URL as given; a journal file's path made absolute (workers may change
+    directory)."""
+    return storage if not is_journal(storage) else str(Path(storage).expanduser().resolve())
+
+
+def optuna_storage(storage: str) -> Any:
+    """What Optuna opens for ``storage``: the URL itself, or a ``JournalStorage`` on the journal file."""
+    if not is_journal(storage):
+        return storage
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(storage))
+
+
+def check_workers(flag: str, storage: str, workers: int) -> str | None:
+    """Why ``workers`` processes cannot share ``storage``, or None. SQLite takes one writer at a time."""
+    if workers > 1 and storage.startswith("sqlite:"):
+        return (
+            f"--workers {workers}: the study's storage is SQLite ({redact(storage)}), which several processes "
+            f"cannot share safely; run this study with one worker, or start one in a new --out directory (it "
+            f"gets {JOURNAL_FILE}, a journal file they share), or give {flag} a PostgreSQL URL"
+        )
+    return None
 
 
 RUNS_VIEW = "workflowType=machine_learning"
@@ -81,7 +137,13 @@ def _first_line(exc: Exception) -> str:
 
 
 def check_database(flag: str, url: str) -> str | None:
-    """A problem with a SQLAlchemy database URL (SQLite file or a server), or None when it connects."""
+    """A problem with a SQLAlchemy database URL (SQLite file or a server) or a journal file, or None when
+    it connects (or could be written)."""
+    if is_journal(url):
+        path = Path(url)
+        if path.exists() and not path.is_file():
+            return f"{flag} {url}: not a file; give a journal file path or a database URL"
+        return None if writable(path.parent) else f"{flag} {url}: cannot write to {path.parent}"
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         return None if writable(path.parent) else f"{flag} {url}: cannot write to {path.parent}"

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autodistill.store.locations import redact
+from autodistill.store.locations import (
+    JOURNAL_FILE,
+    SQLITE_FILE,
+    default_storage,
+    is_journal,
+    optuna_storage,
+    redact,
+    storage_argument,
+)
 from autodistill.util.errors import first_line
 from autodistill.util.files import writable
 
@@ -27,14 +35,20 @@ def open_existing(out: str | None, storage: str | None, study_name: str | None) 
             raise StudyError(
                 "give --out DIR (a directory that `autodistill search` wrote) or --storage URL --study NAME"
             )
-        db = Path(out) / "optuna.db"
-        if not db.is_file():
+        directory = Path(out).resolve()
+        if not (directory / SQLITE_FILE).is_file() and not (directory / JOURNAL_FILE).is_file():
             raise StudyError(
-                f"--out {out}: no optuna.db there; point --out at a directory that `autodistill search` wrote"
+                f"--out {out}: no {SQLITE_FILE} or {JOURNAL_FILE} there; point --out at a directory that "
+                "`autodistill search` wrote"
             )
-        storage = f"sqlite:///{db.resolve()}"
+        storage = default_storage(directory)
+    else:
+        storage = storage_argument(storage)
+        if is_journal(storage) and not Path(storage).is_file():
+            raise StudyError(f"--storage {storage}: no such journal file; give its path or a database URL")
+    opened = optuna_storage(storage)
     try:
-        names = optuna.study.get_all_study_names(storage=storage)
+        names = optuna.study.get_all_study_names(storage=opened)
     except Exception as exc:  # bad URL, unreachable server, not an Optuna database
         raise StudyError(f"--storage {redact(storage)}: cannot read it ({redact(first_line(exc))})") from None
     if study_name is None:
@@ -47,7 +61,7 @@ def open_existing(out: str | None, storage: str | None, study_name: str | None) 
         raise StudyError(
             f"--study {study_name}: not in the storage; it holds {', '.join(names) or 'no study'}"
         )
-    return optuna.load_study(study_name=study_name, storage=storage)
+    return optuna.load_study(study_name=study_name, storage=opened)
 
 
 def completed_trial(study: Any, number: int) -> Any:

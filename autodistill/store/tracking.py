@@ -8,6 +8,7 @@ exists, the study's parent run is nested under it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -62,6 +63,20 @@ def retry(action: Callable[[], T], attempts: int = 4) -> T:
                 raise
             time.sleep(1.0 + attempt)
     raise AssertionError("unreachable")
+
+
+def enable_concurrent_writers(tracking_uri: str) -> None:
+    """Put a SQLite tracking store in write-ahead-log mode before several workers write to it: readers
+    then never block the writer, and a writer waits for another (SQLite's busy timeout) instead of
+    failing; the mode is kept in the file. Other stores take concurrent writers as they are."""
+    import sqlite3
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return
+    path = Path(tracking_uri.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 class Tracker:

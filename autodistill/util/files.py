@@ -47,12 +47,21 @@ def atomic_torch_save(obj: Any, path: Path) -> Path:
 
 
 def load_torch(path: Path) -> Any | None:
-    """The cached object, or None when there is none. Tensors and plain containers only (no pickle code)."""
+    """The cached object, or None when there is none. Tensors and plain containers only (no pickle code).
+
+    Tensors load on the CPU whatever device they were saved from (a cache written on a GPU machine is
+    read on a CPU one), and memory-mapped where the file allows it (torch.save's zip format): the pages
+    come from the file as they are read, and the workers of a study on one machine share them in the
+    page cache instead of each holding its own copy. Mapped copy-on-write: writing to a tensor never
+    changes the file.
+    """
+    import zipfile
+
     import torch
 
     if not path.is_file():
         return None
-    return torch.load(path, weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
 
 
 def load_json(path: Path) -> Any | None:

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from autodistill.distill.loss import next_token_targets
 from autodistill.tasks.causal_lm.data import Blocks
+from autodistill.util.devices import autocast, to_device
 
 
 @torch.no_grad()
@@ -19,21 +20,25 @@ def perplexity(model: Any, blocks: Blocks, batch_size: int, device: str) -> floa
     Each block of L tokens has L-1 targets (position t predicts token t+1; a block does not see the
     one before it), so this is the perplexity a model gets reading each block on its own: the
     per-block losses transformers reports, weighted by their target counts, then exponentiated.
-    Summed in float64 so thousands of blocks add up without rounding drift.
+    Summed in float64 so thousands of blocks add up without rounding drift, on the device: the sums are
+    copied to the host once, at the end, not at every batch. The forward passes
+    run under ``autocast`` (bfloat16 on a GPU when the job enables it), the cross-entropy in float32.
     """
     model.eval().to(device)
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(blocks), batch_size):
-        batch = blocks.batch(torch.arange(start, min(start + batch_size, len(blocks))))
-        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits
-        targets, valid = next_token_targets(batch["labels"].to(device), mask)
+        batch = to_device(blocks.batch(torch.arange(start, min(start + batch_size, len(blocks)))), device)
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        with autocast(device):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        targets, valid = next_token_targets(batch["labels"], mask)
         losses = F.cross_entropy(logits[:, :-1][valid].float(), targets[valid], reduction="sum")
-        total += float(losses.double())
-        count += int(valid.sum())
-    if count == 0:
+        total += losses.double()
+        count += valid.sum()
+    if int(count) == 0:
         raise ValueError("perplexity: no target tokens (blocks of one token, or none); use longer blocks")
-    return math.exp(total / count)
+    return math.exp(float(total) / int(count))
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ import torch
 
 from autodistill.store.caches import cached
 from autodistill.tasks.causal_lm.data import Blocks
+from autodistill.util.devices import autocast, to_device
 
 
 def topk_from_logits(
@@ -72,7 +73,9 @@ def compute_topk(teacher: Any, blocks: Blocks, k: int, batch_size: int, device: 
     """Run ``teacher`` (eval mode, no gradients) over ``blocks`` in batches and keep its top-k targets.
 
     Position t's targets are the teacher's distribution of token t+1; the last position's are kept too,
-    so every tensor lines up with ``blocks.input_ids`` (the loss drops it in the causal shift).
+    so every tensor lines up with ``blocks.input_ids`` (the loss drops it in the causal shift). The
+    forward passes run under ``autocast`` (bfloat16 on a GPU when the job enables it); the top k are
+    taken in float32.
     """
     n, length = blocks.input_ids.shape
     indices = torch.empty(n, length, k, dtype=torch.int32)
@@ -82,10 +85,9 @@ def compute_topk(teacher: Any, blocks: Blocks, k: int, batch_size: int, device: 
     teacher.eval().to(device)
     for start in range(0, n, batch_size):
         index = torch.arange(start, min(start + batch_size, n))
-        batch = blocks.batch(index)
-        logits = teacher(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        ).logits
+        batch = to_device(blocks.batch(index), device)
+        with autocast(device):
+            logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         top, log_p, tail, tail_entropy = topk_from_logits(logits, k)
         indices[index], values[index] = top.cpu(), log_p.to(torch.float16).cpu()
         rest[index], entropy[index] = tail.cpu(), tail_entropy.cpu()

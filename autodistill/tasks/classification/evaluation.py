@@ -7,20 +7,21 @@ from typing import Any
 import torch
 
 from autodistill.tasks.classification.encoding import Encoded
+from autodistill.util.devices import autocast, to_device
 
 
 @torch.no_grad()
 def predict_logits(model: Any, data: Encoded, batch_size: int, device: str) -> torch.Tensor:
-    """Logits [N, classes] for every example, batched by similar length to cut padding."""
+    """Logits [N, classes] float32 for every example, batched by similar length to cut padding; the
+    forward passes run under ``autocast`` (bfloat16 on a GPU when the job enables it)."""
     model.eval().to(device)
     order = torch.argsort(data.lengths, descending=True)
     out = torch.empty(len(data), model.config.num_labels)
     for start in range(0, len(data), batch_size):
         index = order[start : start + batch_size]
-        batch = data.batch(index)
-        logits = model(
-            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-        ).logits
+        batch = to_device(data.batch(index), device)
+        with autocast(device):
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         out[index] = logits.float().cpu()
     return out
 

@@ -22,7 +22,7 @@ TRAGEDIES = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test lint demo demo-lm demo-sst2 mpnet-base bench bench-latency bench-quality bench-distill bench-scale clean
+.PHONY: install test lint demo demo-lm demo-sst2 mpnet-base bench bench-latency bench-quality bench-distill bench-scale bench-gpu clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -86,11 +86,14 @@ bench-latency: install
 # The search-quality proof: five search methods (autodistill, random search, each with and without early
 # stopping, and an HF Trainer + hyperparameter_search peer) of BUDGET minutes each, once per seed in SEEDS,
 # hand-made recipes, one full-length run. The peer needs accelerate (for transformers' Trainer).
+# QUALITY_FLAGS is appended (--steps N, --skip-full-training, --threads 1, ...); the published figures:
+# make bench-quality BUDGET=4 QUALITY_FLAGS="--steps 40 --skip-full-training"
 BUDGET ?= 30
 SEEDS ?= 0 1 2
+QUALITY_FLAGS ?=
 bench-quality: install
 	$(PY) -c "import accelerate" 2>/dev/null || $(PY) -m pip install -q 'accelerate>=1.1'
-	$(PY) benchmarks/search_quality.py --budget-minutes $(BUDGET) --seeds $(SEEDS) --out runs/search-quality-$(BUDGET)min
+	$(PY) benchmarks/search_quality.py --budget-minutes $(BUDGET) --seeds $(SEEDS) --out runs/search-quality-$(BUDGET)min $(QUALITY_FLAGS)
 
 # The best student under ¼ of the MiniLM teacher's latency on SST-2's test examples: search, full-length
 # training on the transfer set (--quick: ~15-20 min on 2 cores; DISTILL_FLAGS=--ablation adds the ablation).
@@ -106,6 +109,13 @@ SCALE_FLAGS ?=
 bench-scale: install
 	@test -n "$$AUTODISTILL_TEST_PG$(SCALE_FLAGS)" || { echo "bench-scale: set AUTODISTILL_TEST_PG=postgresql://USER:PASSWORD@HOST:PORT or SCALE_FLAGS='--storage URL --tracking-uri URL'" >&2; exit 2; }
 	$(PY) benchmarks/scale.py --workers $(SCALE_WORKERS) --trials-per-worker 10 --sleep 0.5 $(SCALE_FLAGS)
+
+# Trials per hour with 1, 2, 4 and 8 `search --workers N` on one GPU, GPU utilisation, and the HF Trainer peer
+# (needs CUDA and accelerate; ~4 min on an H200). GPU_FLAGS is appended, e.g. GPU_FLAGS=--quick on a CPU.
+GPU_FLAGS ?=
+bench-gpu: install
+	$(PY) -c "import accelerate" 2>/dev/null || $(PY) -m pip install -q 'accelerate>=1.1'
+	$(PY) benchmarks/gpu_throughput.py $(GPU_FLAGS)
 
 clean:
 	rm -rf $(VENV) runs autodistill-runs .pytest_cache .mypy_cache .ruff_cache

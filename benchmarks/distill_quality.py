@@ -24,7 +24,7 @@ line, a JSON object with ``teacher_test_accuracy``, ``student_test_accuracy`` an
 
     .venv/bin/python benchmarks/distill_quality.py --quick [--out DIR]
     .venv/bin/python benchmarks/distill_quality.py [--teacher DIR] [--space YAML] [--trials N] [--train-examples M]
-        [--epochs E] [--ablation] [--ablation-seeds 0 1 2] [--out DIR]
+        [--epochs E] [--workers N] [--ablation] [--ablation-seeds 0 1 2] [--out DIR]
     .venv/bin/python benchmarks/distill_quality.py --quick --out DIR --compare TRIAL [TRIAL ...]
 """
 
@@ -71,7 +71,7 @@ def search(args: argparse.Namespace, out: Path, log: Path) -> None:
     """The space's own bound, ``latency_fraction ≤ 0.25``: each shape is timed in turns with the
     teacher, so a bound set from one teacher timing (22.3 to 32.6 ms in one session) no longer decides
     which shapes may be kept."""
-    if (out / "optuna.db").exists():
+    if (out / "optuna.db").exists() or (out / "optuna.journal").exists():
         print(f"search: reusing {out}", flush=True)
         return
     autodistill(
@@ -91,6 +91,7 @@ def search(args: argparse.Namespace, out: Path, log: Path) -> None:
             "--set",
             f"train.steps={args.steps}",
             *(["--set", f"transfer.augment={args.augment}"] if args.augment is not None else []),
+            *(["--workers", str(args.workers)] if args.workers > 1 else []),
         ],
         log,
     )
@@ -198,13 +199,12 @@ def ablation(args: argparse.Namespace, out: Path, trial_number: int) -> list[dic
       copies together, for the same teacher labelling and steps;
     - the run's own data with the attention-relation loss on (at the trial's weight, or 1).
     """
-    import optuna
-
     from autodistill.deliver.export import study_space
     from autodistill.deliver.full_training import TrainingLength
     from autodistill.search.sampling import TrialSettings
+    from autodistill.store.studies import open_existing
 
-    study = optuna.load_study(study_name=args.space.stem, storage=f"sqlite:///{out / 'optuna.db'}")
+    study = open_existing(str(out), None, args.space.stem)
     settings = TrialSettings.from_params(study.trials[trial_number].user_attrs["settings"])
     weight = settings.attention_weight or 1.0
     plain = TrialSettings(**{**vars(settings), "attention_weight": 0.0})
@@ -253,13 +253,12 @@ def compare(args: argparse.Namespace, out: Path, trial_numbers: list[int]) -> li
     """Trials of a finished search (e.g. a 1-layer and a 2-layer student it found equally accurate in
     their short runs), each trained at full length with its own recipe and the study's transfer set, per
     seed, scored on the test examples: which shape pays once trained to the end."""
-    import optuna
-
     from autodistill.deliver.export import study_space
     from autodistill.deliver.full_training import TrainingLength
     from autodistill.search.sampling import TrialSettings
+    from autodistill.store.studies import open_existing
 
-    study = optuna.load_study(study_name=args.space.stem, storage=f"sqlite:///{out / 'optuna.db'}")
+    study = open_existing(str(out), None, args.space.stem)
     augment = study_space(study).transfer.augment
     length = TrainingLength(epochs=args.epochs, examples=args.train_examples)
     rows = []
@@ -317,6 +316,12 @@ def main() -> None:
     )
     parser.add_argument("--best", type=int, help="students trained at full length")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="trials at once in the search (`search --workers N`)",
+    )
     parser.add_argument("--passes", type=int, default=5, help="interleaved latency passes")
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument(
@@ -359,11 +364,10 @@ def main() -> None:
     train_minutes = (time.perf_counter() - begin) / 60
     print(f"train: {best} in {train_minutes:.1f} min", flush=True)
 
-    import optuna
-
     from autodistill.search.sampling import TrialSettings
+    from autodistill.store.studies import open_existing
 
-    study = optuna.load_study(study_name=args.space.stem, storage=f"sqlite:///{out / 'optuna.db'}")
+    study = open_existing(str(out), None, args.space.stem)
     arch = TrialSettings.from_params(study.trials[best["trial"]].user_attrs["settings"]).arch
     teacher_ms, student_ms = latency_together(args.teacher, arch, args.passes)
     teacher_test = float(study.user_attrs["teacher_reference"]["test_accuracy"])

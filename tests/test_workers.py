@@ -8,6 +8,7 @@ closed.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -23,10 +24,11 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from autodistill.cli import main
+from autodistill.cli.main import _worker_problems
 from autodistill.cli.workers import cpu_threads, visible_gpus, worker_command, worker_env
 from autodistill.search.callbacks import finished_trials
 from autodistill.search.workers import WORKER_INDEX_ENV, fail_dead_workers_trials, worker_devices
-from autodistill.store.locations import default_storage, optuna_storage
+from autodistill.store.locations import check_database, default_storage, optuna_storage
 from autodistill.store.studies import open_existing
 from tests.conftest import search_args, search_command
 
@@ -45,8 +47,33 @@ def test_which_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     assert visible_gpus(None) == ["3", "5"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # CUDA's way to hide every GPU
     assert visible_gpus(None) == []
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # a scheduler's choice: --gpus counts within it
+    assert visible_gpus("1") == ["3"]
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert len(visible_gpus(None)) == torch.cuda.device_count()
+
+
+def test_gpus_that_this_machine_lacks_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    args = argparse.Namespace(workers=2, gpu_memory_fraction=None, gpus="0,7")
+    assert _worker_problems(args) == ["--gpus 0,7: no GPU 7 here; this process sees 2 (indices 0 to 1)"]
+    args.gpus = "1,0"
+    assert _worker_problems(args) == []
+
+
+def test_a_path_given_as_storage_must_be_a_journal_file(tmp_path: Path) -> None:
+    database = tmp_path / "optuna.db"
+    optuna.create_study(storage=f"sqlite:///{database}")
+    problem = check_database("--storage", str(database))
+    assert problem and "a SQLite database, not a journal file; give it as a URL: sqlite:///" in problem
+    (tmp_path / "notes.txt").write_text("not a journal\n")
+    problem = check_database("--storage", str(tmp_path / "notes.txt"))
+    assert problem and "not an Optuna journal file" in problem
+    journal = tmp_path / "optuna.journal"
+    optuna.create_study(storage=optuna_storage(str(journal)))
+    assert check_database("--storage", str(journal)) is None  # an existing journal, to resume
+    assert check_database("--storage", str(tmp_path / "new.journal")) is None
 
 
 def test_each_worker_knows_its_index_gpu_and_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,6 +157,18 @@ def test_a_dead_workers_trial_is_failed_and_queued_once(tmp_path: Path) -> None:
     assert study.trials[3].params == study.trials[0].params
     assert study.trials[3].system_attrs["failed_trial"] == 0
     assert fail_dead_workers_trials(study) == []  # once
+
+
+def test_a_trial_cut_by_ctrl_c_then_killed_is_not_queued_twice(tmp_path: Path) -> None:
+    study = optuna.create_study(storage=optuna_storage(str(tmp_path / "optuna.journal")))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr("worker", {"host": os.uname().nodename, "pid": gone.pid})
+    trial.set_user_attr("interrupted", True)  # as the objective does on Ctrl-C, with its own retry:
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    assert fail_dead_workers_trials(study) == []  # failed, and not queued a second time
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
 
 
 # --- the real command ------------------------------------------------------------------------------------

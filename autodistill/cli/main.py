@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autodistill import __version__
-from autodistill.cli.common import EXIT_INTERRUPTED, fail, quiet_libraries
+from autodistill.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, fail, quiet_libraries
 from autodistill.cli.lm_teacher_command import add_parser as add_lm_teacher_parser
 from autodistill.cli.lm_teacher_command import cmd_lm_teacher
 from autodistill.cli.study_commands import cmd_export, cmd_report, study_locator
@@ -274,14 +274,24 @@ def _worker_problems(args: argparse.Namespace) -> list[str]:
     if getattr(args, "gpus", None) is not None:
         import torch
 
-        from autodistill.cli.workers import visible_gpus
+        from autodistill.cli.workers import gpu_list
 
-        if not visible_gpus(args.gpus):
+        named = gpu_list(args.gpus)
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        unknown = [
+            g for g in named if not ((g.isdigit() and int(g) < count) or g.startswith(("GPU-", "MIG-")))
+        ]
+        if not named:
             problems.append(f"--gpus {args.gpus!r}: names no GPU; give indices such as 0,1")
-        elif not torch.cuda.is_available():
+        elif not count:
             problems.append(
                 f"--gpus {args.gpus}: torch finds no CUDA device on this machine; drop --gpus to run the "
                 "workers on the CPU cores"
+            )
+        elif unknown:
+            problems.append(
+                f"--gpus {args.gpus}: no GPU {', '.join(unknown)} here; this process sees {count} "
+                f"(indices 0 to {count - 1})"
             )
     return problems
 
@@ -353,18 +363,24 @@ def _search_with_workers(args: argparse.Namespace, loaded: Any, loc: Any, inputs
     compute), start the workers, then report the front they found together."""
     from autodistill.cli.workers import supervise
     from autodistill.search import SearchError
-    from autodistill.search.study import open_study, reopen_study
+    from autodistill.search.study import open_study, queue_first_trials, reopen_study
     from autodistill.store.tracking import Tracker, enable_concurrent_writers
 
     try:
-        open_study(loc, loaded.config, loaded.config.train.seed, inputs.fingerprint)
+        study = open_study(loc, loaded.config, loaded.config.train.seed, inputs.fingerprint)
+        queue_first_trials(study, loaded.config)  # here, once: workers racing to queue them could both do it
+        enable_concurrent_writers(loc.tracking_uri)
+        # The store's tables and the study's experiment made here, once: workers racing to create them
+        # on an empty SQLite file can fail half-way through MLflow's migrations.
+        Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
     except SearchError as exc:
         return fail([str(exc)])
-    enable_concurrent_writers(loc.tracking_uri)
-    # The store's tables and the study's experiment made here, once: workers racing to create them
-    # on an empty SQLite file can fail half-way through MLflow's migrations.
-    Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
     code, study = supervise(args.argv, args, loc.storage, lambda: reopen_study(loc), args.trials, _say)
+    if code == EXIT_BAD_INPUT:  # every worker refused its input and said why: nothing ran
+        return code
     from autodistill.search.controller import settle_after_workers
 
     result = settle_after_workers(study, loc, interrupted=code == EXIT_INTERRUPTED)
@@ -376,7 +392,7 @@ def _search_with_workers(args: argparse.Namespace, loaded: Any, loc: Any, inputs
         return 1
     print_front(study, result.front, result.reference, loaded.config, result.csv_path)
     print(browse_lines(loc.tracking_uri, loc.storage, result.experiment_id))
-    return 0 if len(result.front) else 1
+    return code or (0 if len(result.front) else 1)
 
 
 def browse_lines(tracking_uri: str, storage: str, experiment_id: str) -> str:

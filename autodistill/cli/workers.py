@@ -29,15 +29,31 @@ POLL_S = 0.5  # how often the supervisor looks at its workers
 STOP_GRACE_S = 120.0  # how long workers get, after Ctrl-C, to close their trials and runs
 
 
-def visible_gpus(flag: str | None) -> list[str]:
-    """The GPUs workers are spread over: ``--gpus``, else ``CUDA_VISIBLE_DEVICES``, else every GPU torch
-    finds; empty on a machine without one (the workers then share the CPU cores)."""
-    listed = flag if flag is not None else os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        return [g.strip() for g in listed.split(",") if g.strip() and not g.strip().startswith("-")]
-    import torch
+def gpu_list(text: str) -> list[str]:
+    """The GPUs a comma-separated list names (CUDA's ``-1`` hides every GPU)."""
+    return [g.strip() for g in text.split(",") if g.strip() and not g.strip().startswith("-")]
 
-    return [str(i) for i in range(torch.cuda.device_count())]
+
+def visible_gpus(flag: str | None) -> list[str]:
+    """The GPUs workers are spread over, as ``CUDA_VISIBLE_DEVICES`` names them: ``--gpus``, else
+    ``CUDA_VISIBLE_DEVICES``, else every GPU torch finds; empty on a machine without one (the workers then
+    share the CPU cores).
+
+    ``--gpus`` counts the GPUs this process sees, as torch does: under ``CUDA_VISIBLE_DEVICES=2,3`` (a
+    job scheduler's choice), ``--gpus 0`` is GPU 2.
+    """
+    inherited = os.environ.get("CUDA_VISIBLE_DEVICES")
+    seen = gpu_list(inherited) if inherited is not None else None
+    if flag is None:
+        if seen is not None:
+            return seen
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    chosen = gpu_list(flag)
+    if seen is None:
+        return chosen
+    return [seen[int(g)] if g.isdigit() and int(g) < len(seen) else g for g in chosen]
 
 
 def cpu_threads(workers: int) -> int:
@@ -152,7 +168,8 @@ def supervise(
     """Run ``args.workers`` workers until they end; (exit code, the study).
 
     ``open_study`` opens the study afresh (the supervisor reads what the workers wrote). Exit codes: 0
-    when the workers ended by themselves, ``EXIT_INTERRUPTED`` after Ctrl-C.
+    when the workers ended by themselves, ``EXIT_INTERRUPTED`` after Ctrl-C, ``EXIT_BAD_INPUT`` when every
+    worker refused its input (each said why), 1 when workers kept dying and the study lacks trials.
     """
     from autodistill.search.callbacks import finished_trials
     from autodistill.search.workers import fail_dead_workers_trials, this_worker
@@ -165,13 +182,18 @@ def supervise(
     log(f"{args.workers} workers ({where}; {threads} CPU thread(s) each)")
     host = this_worker()["host"]
     replacements = args.workers  # a worker that keeps dying must not be restarted forever
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the workers as Ctrl-C does
+    exits: list[int] = []
+    gave_up = False
+    # `kill` and a closed terminal stop the workers as Ctrl-C does (they run in sessions of their own)
+    stops = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, _interrupt) for s in stops}
     try:
         for index in range(args.workers):
             workers.start(index)
         while workers.running:
             time.sleep(POLL_S)
             for index, process in workers.ended():
+                exits.append(process.returncode)
                 if process.returncode in (0, EXIT_INTERRUPTED, EXIT_BAD_INPUT):
                     continue  # done, stopped by someone, or refused its input (said so itself)
                 study = open_study()
@@ -180,16 +202,29 @@ def supervise(
                 log(
                     f"worker {index} (pid {process.pid}) died ({exit_description(process.returncode)}){queued}"
                 )
-                if replacements and finished_trials(study) < total:
+                if finished_trials(study) >= total:
+                    continue
+                if replacements:
                     replacements -= 1
                     log(f"worker {index}: started again (pid {workers.start(index).pid})")
+                elif not workers.running:
+                    gave_up = True
+                    log(
+                        f"workers died {args.workers + 1} times: not started again; rerun to resume the study"
+                    )
     except KeyboardInterrupt:
         log("interrupted: stopping the workers (each closes its trial and queues it again)")
         workers.stop()
         return EXIT_INTERRUPTED, open_study()
+    except BaseException:  # the supervisor's own failure: no worker is left running unsupervised
+        workers.stop()
+        raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
-    return 0, open_study()
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+    if exits and all(code == EXIT_BAD_INPUT for code in exits):
+        return EXIT_BAD_INPUT, open_study()
+    return (1 if gave_up else 0), open_study()
 
 
 def ran_on(host: str, pid: int) -> Callable[[dict[str, Any]], bool]:

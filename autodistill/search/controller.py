@@ -106,7 +106,8 @@ def settle_after_workers(study: Any, loc: Locations, interrupted: bool) -> Searc
     interrupted, or when no worker got as far as measuring the teacher."""
     from autodistill.report import front_frame, write_report
 
-    fail_dead_workers_trials(study)  # every worker has ended: a trial still running here is a dead one's
+    if loc.journal:  # every worker has ended: a trial still running here is a dead one's (a database's
+        fail_dead_workers_trials(study)  # heartbeat judges its own, and other hosts may share its name)
     tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
     close_dead_runs(study, tracker)
     parent = study.user_attrs.get("mlflow_parent_run_id")

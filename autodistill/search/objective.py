@@ -65,13 +65,20 @@ def make_objective(
         return StudyLatencyMemo(trial, key, settings.arch, reused_from)
 
     def objective(trial: Any) -> tuple[float, ...]:
-        settings = sample(trial, space, job.teacher_arch)
-        trial.set_user_attr("settings", settings.as_params())
-        trial.set_user_attr("worker", this_worker())  # which process ran it: see search/workers.py
-        run_id = tracker.start_trial(trial.number, {**settings.as_params(), **fixed})
-        trial.set_user_attr("mlflow_run_id", run_id)
-        trial.set_user_attr("latency_measured_with", latency_setup)
-        tracker.set_tag(run_id, "autodistill.latency", latency_setup_text)
+        run_id = None
+        try:
+            settings = sample(trial, space, job.teacher_arch)
+            trial.set_user_attr("settings", settings.as_params())
+            trial.set_user_attr("worker", this_worker())  # which process ran it: see search/workers.py
+            run_id = tracker.start_trial(trial.number, {**settings.as_params(), **fixed})
+            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr("latency_measured_with", latency_setup)
+            tracker.set_tag(run_id, "autodistill.latency", latency_setup_text)
+        except Exception:
+            raise
+        except BaseException:  # Ctrl-C while the trial starts (it is already running in the study)
+            queue_again_after_interruption(trial, tracker, run_id)
+            raise
         try:
             with tqdm(
                 total=space.train.steps, desc=f"trial {trial.number}", leave=False, unit="step", disable=None
@@ -125,9 +132,7 @@ def make_objective(
             tracker.end_trial(run_id, "FAIL", reason)
             raise
         except BaseException:  # Ctrl-C or SystemExit: close the run, queue the same parameters for resume
-            trial.set_user_attr("interrupted", True)
-            trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            tracker.end_trial(run_id, "FAIL", "interrupted")
+            queue_again_after_interruption(trial, tracker, run_id)
             raise
         return tuple(outcome.metrics[o] for o in space.search.objectives)  # finite: checked in run_trial
 
@@ -138,6 +143,14 @@ def make_objective(
             release_accelerator_memory()  # after every trial, complete, pruned or failed
 
     return objective_then_release
+
+
+def queue_again_after_interruption(trial: Any, tracker: Tracker, run_id: str | None) -> None:
+    """A trial cut by Ctrl-C: marked, its parameters queued for the resumed study, its run closed."""
+    trial.set_user_attr("interrupted", True)
+    trial.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    if run_id is not None:
+        tracker.end_trial(run_id, "FAIL", "interrupted")
 
 
 def release_accelerator_memory() -> None:

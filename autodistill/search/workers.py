@@ -62,7 +62,7 @@ def fail_dead_workers_trials(study: Any, dead: Callable[[dict[str, Any]], bool] 
         return worker.get("host") == host and not process_alive(int(worker.get("pid", -1)))
 
     judge = dead or dead_here
-    failed = []
+    failed: list[int] = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
         if not worker or not judge(worker):
@@ -70,6 +70,8 @@ def fail_dead_workers_trials(study: Any, dead: Callable[[dict[str, Any]], bool] 
         try:
             study.tell(trial.number, state=TrialState.FAIL)
         except (RuntimeError, ValueError):  # finished meanwhile, by its worker or another supervisor
+            continue
+        if trial.user_attrs.get("interrupted"):  # cut by Ctrl-C, then killed: it queued its retry itself
             continue
         with warnings.catch_warnings():  # the callback is marked experimental, and has been since v2.8
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

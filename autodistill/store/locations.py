@@ -100,9 +100,21 @@ def optuna_storage(storage: str) -> Any:
     return JournalStorage(JournalFileBackend(storage))
 
 
+def not_a_journal(path: Path) -> str | None:
+    """Why an existing file is not an Optuna journal, or None. A path is read as a journal file, and
+    Optuna would append its records to whatever file it is (a SQLite database given without its URL)."""
+    with path.open("rb") as f:
+        head = f.readline(1 << 16)
+    if head.startswith(b"SQLite format 3\0"):
+        return f"a SQLite database, not a journal file; give it as a URL: sqlite:///{path.resolve()}"
+    if head and not head.lstrip().startswith(b"{"):  # each journal line is one JSON object
+        return "not an Optuna journal file (its lines are JSON objects); give a new file or a database URL"
+    return None
+
+
 def check_workers(flag: str, storage: str, workers: int) -> str | None:
     """Why ``workers`` processes cannot share ``storage``, or None. SQLite takes one writer at a time."""
-    if workers > 1 and storage.startswith("sqlite:"):
+    if workers > 1 and re.match(r"sqlite[+:]", storage):
         return (
             f"--workers {workers}: the study's storage is SQLite ({redact(storage)}), which several processes "
             f"cannot share safely; run this study with one worker, or start one in a new --out directory (it "
@@ -143,6 +155,8 @@ def check_database(flag: str, url: str) -> str | None:
         path = Path(url)
         if path.exists() and not path.is_file():
             return f"{flag} {url}: not a file; give a journal file path or a database URL"
+        if path.is_file() and (problem := not_a_journal(path)):
+            return f"{flag} {url}: {problem}"
         return None if writable(path.parent) else f"{flag} {url}: cannot write to {path.parent}"
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))

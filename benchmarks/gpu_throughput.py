@@ -44,6 +44,10 @@ What it runs (the default, sized for one H200 and check.sh's 240 s limit on an e
 × 32, the MiniLM tokenizer), the first 600 train and 200 validation rows of SST-2, a tiny space (as
 tests/conftest.py's), 8 steps a trial, worker counts 1 and 2 (2 trials per worker) and a 1-trial peer;
 1.5 to 2.5 minutes on 2 cores (more when other work shares them), nearly all of it process start-up.
+Its figures check the mechanics only: windows of about a second.
+
+``--cpu`` runs the default setup (the real teacher, ``bert.yaml``) on a machine without a GPU, the workers
+sharing the cores; give it fewer ``--steps`` and a smaller ``--dataset`` (docs/figures.md says which).
 
 Last line of stdout: one JSON object (``trials_per_hour`` and ``wall_s`` per worker count,
 ``peer_trials_per_hour``, ``gpu_utilisation`` per worker count in percent or null, ``best_vs_baseline``
@@ -51,7 +55,7 @@ Last line of stdout: one JSON object (``trials_per_hour`` and ``wall_s`` per wor
 ``peer_slowdown`` = best ÷ peer). Targets on an H200: best_vs_baseline ≥ 10, peer_slowdown ≥ 3.
 
     .venv/bin/python benchmarks/gpu_throughput.py [--workers-list 1 2 4 8] [--seconds-per-count 20]
-        [--peer-seconds 15] [--time-limit 228] [--teacher DIR] [--dataset DIR] [--set KEY=VALUE] [--quick]
+        [--peer-seconds 15] [--time-limit 228] [--teacher DIR] [--dataset DIR] [--set KEY=VALUE] [--quick | --cpu]
 
 On the lent H200, from the repository root here (check.sh copies ``git ls-files`` only: this file must be
 committed or ``git add``-ed first). prepare.sh fills .whl/ and .devdata/; the second command adds the
@@ -159,6 +163,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="tiny teacher and steps, on a CPU")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the real teacher on a machine without a GPU (workers on the cores)",
+    )
     parser.add_argument(
         "--workers-list", type=int, nargs="+", help="worker counts (default 1 2 4 8; quick 1 2)"
     )
@@ -727,8 +736,11 @@ def main() -> None:
         peer_child(args)
         return
     gpu = cuda_gpu(args.gpu)
-    if gpu is None and not args.quick:
-        raise SystemExit("no CUDA device here: the default run is sized for one GPU; pass --quick on a CPU")
+    if gpu is None and not (args.quick or args.cpu):
+        raise SystemExit(
+            "no CUDA device here: the default run is sized for one GPU; pass --quick (a tiny teacher) or "
+            "--cpu with fewer --steps and a smaller --dataset on a CPU"
+        )
     limit = args.time_limit or (600.0 if args.quick else 228.0)
     clock = Clock(limit)
     work = args.out or Path(tempfile.mkdtemp(prefix="gpu-throughput-"))

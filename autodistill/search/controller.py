@@ -145,7 +145,8 @@ def _optimize(
     from optuna.storages import fail_stale_trials
 
     fail_stale_trials(study)  # a trial whose process died is failed now and its parameters queued again
-    fail_dead_workers_trials(study)  # the same, found by process id (a journal file has no heartbeat)
+    if loc.journal:  # the same, found by process id: a journal file has no heartbeat
+        fail_dead_workers_trials(study)
     close_dead_runs(study, tracker)
     done = finished_trials(study)
     remaining = max(0, trials - done)

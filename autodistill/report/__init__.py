@@ -3,12 +3,21 @@
 from autodistill.report.console import console_table, write_csv
 from autodistill.report.files import write_report
 from autodistill.report.html import render, write_html_report
-from autodistill.report.pareto import front_frame, importances, quality_metric, trials_frame
+from autodistill.report.pareto import (
+    front_frame,
+    front_reference,
+    importances,
+    latency_machines,
+    quality_metric,
+    trials_frame,
+)
 
 __all__ = [
     "console_table",
     "front_frame",
+    "front_reference",
     "importances",
+    "latency_machines",
     "quality_metric",
     "render",
     "trials_frame",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from autodistill.report.pareto import latency_machines
 from autodistill.util.files import atomic_write
 
 SETTINGS_SHOWN = {
@@ -28,9 +29,12 @@ def console_table(
     columns = {**SETTINGS_SHOWN, metric: metric, f"test_{metric}": f"test {metric}", **COSTS_SHOWN}
     if "latency_fraction" in front:  # the study timed each shape beside the teacher
         columns["latency_fraction"] = "× teacher"
+    machines = timing_machines(front, reference)
+    if len(machines) > 1:  # latencies from different machines: each row says where it was timed
+        columns["latency_machine"] = "timed on"
     table = front[list(columns)].copy()
     if reference:
-        teacher = {c: reference.get(c) for c in columns} | {
+        teacher = {c: reference.get("machine" if c == "latency_machine" else c) for c in columns} | {
             "trial": "teacher",
             "init": "",
             "lambda": None,
@@ -53,7 +57,18 @@ def console_table(
         if column not in table:
             continue
         table[column] = table[column].map(lambda v, fmt=fmt: "" if v is None or pd.isna(v) else fmt.format(v))
-    return table.to_string(index=False)
+    text = table.to_string(index=False)
+    if len(machines) == 1:
+        text += f"\nlatencies timed on {next(iter(machines))}"
+    return text
+
+
+def timing_machines(front: pd.DataFrame, reference: dict[str, Any] | None) -> set[str]:
+    """The machines that timed the front's latencies and the teacher's."""
+    machines = latency_machines(front)
+    if reference and isinstance(reference.get("machine"), str):
+        machines.add(reference["machine"])
+    return machines
 
 
 def write_csv(front: pd.DataFrame, path: Path) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from autodistill.report.pareto import Importances, importances, quality_metric, trials_frame
+from autodistill.report.pareto import Importances, importances, latency_machines, quality_metric, trials_frame
 from autodistill.store.studies import samples
 from autodistill.util.files import atomic_text_save
 
@@ -195,6 +195,18 @@ def trials_table(trials: pd.DataFrame) -> str:
     return rows
 
 
+def timed_on(trials: pd.DataFrame, reference: dict[str, Any]) -> str:
+    """Where the latencies were timed: one machine named, or several counted (each trial's is in the table)."""
+    machines = latency_machines(trials) | ({reference["machine"]} if reference.get("machine") else set())
+    if len(machines) == 1:
+        return f" Latencies timed on {next(iter(machines))}."
+    if machines:
+        return (
+            f" Latencies timed on {len(machines)} machines: compare them only within one (latency_machine)."
+        )
+    return ""
+
+
 def render(study: Any, reference: dict[str, Any]) -> str:
     """The report page for ``study`` as one HTML string."""
     trials = trials_frame(study)
@@ -231,6 +243,7 @@ def render(study: Any, reference: dict[str, Any]) -> str:
         f"objectives: {', '.join(objectives)}; teacher {metric} {reference.get(metric, float('nan')):.4f} "
         f"(test {reference.get(f'test_{metric}', float('nan')):.4f}), "
         f"latency {reference.get('latency_ms', float('nan')):.2f} ms, size {reference.get('size_mb', float('nan')):.1f} MB."
+        + timed_on(trials, reference)
     )
     table = trials_table(trials)
     return Template(_template()).substitute(

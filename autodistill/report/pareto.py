@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from autodistill.store.studies import test_scores
+from autodistill.store.studies import teacher_reference, test_scores
 
 SETTING_COLUMNS = [
     "depth",
@@ -63,22 +63,39 @@ def trial_row(trial: Any, metrics_shown: list[str], tested: dict[int, dict[str, 
         "state": trial.state.name,
         **{c: settings.get(c) for c in SETTING_COLUMNS},
         **{c: metrics.get(c) for c in metrics_shown},
+        "latency_machine": (trial.user_attrs.get("latency_measured_with") or {}).get("machine"),
         "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
         "fail_reason": trial.user_attrs.get("fail_reason"),
         "prune_reason": trial.user_attrs.get("prune_reason"),
     }
 
 
-def front_frame(study: Any) -> pd.DataFrame:
-    """The non-dominated trials (feasible ones, when the study has constraints), best quality first."""
+def front_frame(study: Any, front: list[Any] | None = None) -> pd.DataFrame:
+    """The non-dominated trials (feasible ones, when the study has constraints), best quality first;
+    ``front``: such trials computed elsewhere (``autodistill retime``'s, on new latencies)."""
     metric, direction = quality_metric(study)
     shown = metric_columns(study)
     tested = test_scores(study)
-    rows = [trial_row(t, shown, tested) for t in study.best_trials]
-    frame = pd.DataFrame(rows, columns=["trial", "state", *SETTING_COLUMNS, *shown, "mlflow_run_id"])
+    rows = [trial_row(t, shown, tested) for t in (study.best_trials if front is None else front)]
+    columns = ["trial", "state", *SETTING_COLUMNS, *shown, "latency_machine", "mlflow_run_id"]
+    frame = pd.DataFrame(rows, columns=columns)
     return frame.sort_values(
         [metric, "latency_ms"], ascending=[direction == "minimize", True], ignore_index=True
     )
+
+
+def latency_machines(frame: pd.DataFrame) -> set[str]:
+    """The machines that timed the latencies of ``frame``'s trials (none for studies from before
+    latencies named their machine)."""
+    if "latency_machine" not in frame:
+        return set()
+    return {m for m in frame["latency_machine"] if isinstance(m, str)}
+
+
+def front_reference(study: Any, front: pd.DataFrame) -> dict[str, Any]:
+    """The teacher's reference figures to set beside ``front``: timed on the machine that timed the
+    front's latencies, when that is one machine."""
+    return teacher_reference(study, latency_machines(front))
 
 
 def trials_frame(study: Any) -> pd.DataFrame:

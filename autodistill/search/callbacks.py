@@ -5,12 +5,14 @@ runs, and the stop once the study holds ``--trials`` finished trials. Optuna cal
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from autodistill.search.preparation import Job
 from autodistill.search.test_scores import FrontTestScores
 from autodistill.store.tracking import FRONT_TAG, Tracker
+from autodistill.util.errors import first_line
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 
@@ -30,13 +32,30 @@ def front_snapshot(study: Any) -> tuple[list[Any], list[Any]]:
 
 def keep_front_students(finished: list[Any], front: list[Any]) -> None:
     """Delete saved students that are off the front or whose trial failed after saving."""
-    import shutil
-
     on_front = {t.number for t in front}
     for trial in finished:
         path = trial.user_attrs.get("student_dir")
-        if path and trial.number not in on_front and Path(path).exists():
-            shutil.rmtree(path, ignore_errors=True)
+        if path and trial.number not in on_front:
+            remove_student(Path(path))
+
+
+def remove_student(path: Path) -> None:
+    """Delete a student's folder so that no other worker sees half of it.
+
+    A worker whose snapshot is older than this one's may still read the folder (to score it on the test
+    examples, or copy it to MLflow). Renamed aside first, the folder is gone in one step: a reader that
+    has not started finds nothing and skips it, one that has opened its files reads on (POSIX keeps them).
+    Another worker removing the same folder wins the rename, and this one has nothing left to do.
+    """
+    import os
+    import shutil
+
+    aside = path.with_name(f".{path.name}.removing-{os.getpid()}")
+    try:
+        path.rename(aside)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 class FrontTags:
@@ -76,7 +95,12 @@ class FrontStudentArtifacts:
             return
         with tempfile.TemporaryDirectory(prefix="autodistill-student-") as tmp:
             student = Path(tmp) / "student"
-            shutil.copytree(path, student)
+            try:
+                shutil.copytree(path, student)
+            except (OSError, shutil.Error):
+                if Path(path).is_dir():
+                    raise
+                return  # removed meanwhile: another worker saw it leave the front
             self.tokenizer.save_pretrained(student)  # a model directory that loads without the teacher
             self.tracker.log_student(run_id, student)
 
@@ -139,6 +163,27 @@ def finished_trials(study: Any) -> int:
     return sum(
         1 for t in trials if t.state in states and not (t.state == TrialState.FAIL and t.number in retried)
     )
+
+
+class Guarded:
+    """Runs an Optuna callback and reports what it raises instead of letting it end the worker.
+
+    Optuna does not catch exceptions raised in callbacks: one would end this worker (and fail the study's
+    parent run) for upkeep that another worker upset, e.g. a student folder removed or a store busy
+    meanwhile. The upkeep is redone from a fresh snapshot after the next trial.
+    """
+
+    def __init__(self, callback: Callable[[Any, Any], None], what: str, log: Callable[[str], None]):
+        self.callback, self.what, self.log = callback, what, log
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        try:
+            self.callback(study, trial)
+        except Exception as exc:
+            self.log(
+                f"warning: after trial {trial.number}, {self.what} failed ({first_line(exc)}); "
+                "retried after the next trial"
+            )
 
 
 class StopAtTotal:

@@ -11,6 +11,7 @@ from typing import Any
 from autodistill.config.spacefile import LoadedSpace
 from autodistill.search.callbacks import (
     FrontUpkeep,
+    Guarded,
     StopAtTotal,
     close_dead_runs,
     finished_trials,
@@ -19,9 +20,14 @@ from autodistill.search.callbacks import (
 from autodistill.search.objective import make_objective
 from autodistill.search.preparation import Job, prepare_job
 from autodistill.search.study import open_study, queue_first_trials
-from autodistill.search.workers import fail_dead_workers_trials
+from autodistill.search.workers import SAMPLER_SEED_ATTR, fail_dead_workers_trials
 from autodistill.store.locations import Locations, redact
-from autodistill.store.studies import CACHE_DIR_ATTR, study_cache_dir
+from autodistill.store.studies import (
+    CACHE_DIR_ATTR,
+    TEACHER_REFERENCE_ATTR,
+    record_teacher_reference,
+    study_cache_dir,
+)
 from autodistill.store.tracking import Tracker
 from autodistill.tasks import TaskInputs
 from autodistill.util.errors import first_line
@@ -31,7 +37,7 @@ from autodistill.util.errors import first_line
 class SearchResult:
     study: Any
     front: Any  # pandas.DataFrame from pareto.front_frame
-    reference: dict[str, float]
+    reference: dict[str, Any]  # the teacher's figures, timed on the machine of the front's latencies
     csv_path: Path
     experiment_id: str  # the study's MLflow experiment
 
@@ -48,10 +54,14 @@ def run_search(
     """Run (or resume) the study until it has ``trials`` finished trials in total, then report its front."""
     from optuna.trial import TrialState
 
-    from autodistill.report import front_frame, write_report
+    from autodistill.report import front_frame, front_reference, write_report
 
     space = loaded.config
     study = open_study(loc, space, seed, inputs.fingerprint)
+    if (drawn := getattr(study.sampler, SAMPLER_SEED_ATTR)) != (seed + len(study.trials)) % 2**32:
+        log(
+            f"sampler seed {drawn}, from the operating system: workers share this study (each trial records it)"
+        )
     if queued := queue_first_trials(study, space):
         log(f"search.first_trials: {queued} queued ahead of the sampler's proposals")
     cache_dir = study_cache_dir(study, loc.cache_dir if loc.cache_dir_chosen else None, loc.cache_dir)
@@ -62,7 +72,7 @@ def run_search(
     _record_study(study, loaded, loc, parent, cache_dir)
     try:
         job = prepare_job(space, inputs, cache_dir, log)
-        study.set_user_attr("teacher_reference", job.reference)
+        record_teacher_reference(study, job.reference, job.machine)
         _log_study_inputs(tracker, parent, loaded, loc, job, seed)
         upkeep = FrontUpkeep(job, tracker)
         _optimize(study, job, tracker, loc, trials, timeout, log, upkeep)
@@ -71,7 +81,8 @@ def run_search(
         except Exception as exc:  # another worker's upkeep may have upset it; the study itself is whole
             log(f"warning: front upkeep failed ({first_line(exc)}); `autodistill report` runs it again")
         front = front_frame(study)
-        csv_path, html_path = write_report(study, job.reference, loc.out)
+        reference = front_reference(study, front)
+        csv_path, html_path = write_report(study, reference, loc.out)
         tracker.log_artifact(parent, csv_path)
         tracker.log_artifact(parent, html_path)
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -93,7 +104,7 @@ def run_search(
     return SearchResult(
         study=study,
         front=front,
-        reference=job.reference,
+        reference=reference,
         csv_path=csv_path,
         experiment_id=tracker.experiment_id,
     )
@@ -104,7 +115,7 @@ def settle_after_workers(study: Any, loc: Locations, interrupted: bool) -> Searc
     died unnoticed, close their MLflow runs and the study's parent run, and write the report once, from
     the whole study (each worker wrote one as it ended, maybe before another's last trial). None when
     interrupted, or when no worker got as far as measuring the teacher."""
-    from autodistill.report import front_frame, write_report
+    from autodistill.report import front_frame, front_reference, write_report
 
     if loc.journal:  # every worker has ended: a trial still running here is a dead one's (a database's
         fail_dead_workers_trials(study)  # heartbeat judges its own, and other hosts may share its name)
@@ -113,10 +124,10 @@ def settle_after_workers(study: Any, loc: Locations, interrupted: bool) -> Searc
     parent = study.user_attrs.get("mlflow_parent_run_id")
     if parent and tracker.is_running(parent):
         tracker.end_run(parent, "KILLED" if interrupted else "FINISHED")
-    reference = study.user_attrs.get("teacher_reference")
-    if interrupted or reference is None:
+    if interrupted or TEACHER_REFERENCE_ATTR not in study.user_attrs:
         return None
     front = front_frame(study)
+    reference = front_reference(study, front)
     csv_path, html_path = write_report(study, reference, loc.out)
     if parent:
         tracker.log_artifact(parent, csv_path)
@@ -159,22 +170,21 @@ def _optimize(
 
     def report_trial(study: Any, trial: Any) -> None:
         log(progress_line(trial, finished_trials(study), trials, job.task.metric))
-        # Optuna lets an exception raised in a callback end the whole worker: upkeep that another worker
-        # upset (a student folder deleted meanwhile, a store busy) is reported and left for the next trial.
-        try:
-            upkeep(study, trial)
-            close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
-        except Exception as exc:
-            log(
-                f"warning: after trial {trial.number}, front upkeep failed ({first_line(exc)}); retried after the next trial"
-            )
+
+    def keep_up(study: Any, trial: Any) -> None:
+        upkeep(study, trial)
+        close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
 
     study.optimize(
         make_objective(job, tracker, loc.out / "students"),
         n_trials=remaining,
         timeout=timeout,
         catch=(Exception,),
-        callbacks=[report_trial, StopAtTotal(trials)],
+        callbacks=[
+            Guarded(report_trial, "the progress line", log),
+            Guarded(keep_up, "front upkeep", log),
+            Guarded(StopAtTotal(trials), "the count of finished trials", log),
+        ],
     )
     fail_stale_trials(study)  # a dead trial whose grace period ended while this run worked
     close_dead_runs(study, tracker)
@@ -218,6 +228,9 @@ def _log_study_inputs(
             "device": job.device,
         },
     )
+    # Each worker logs the teacher as timed on its machine, and names that machine (the last one stands:
+    # report.html and pareto.csv set each front beside the teacher timed on the front's machine).
     tracker.log_metrics(parent, {f"teacher_{k}": v for k, v in job.reference.items()})
+    tracker.set_tag(parent, "autodistill.teacher_latency_machine", job.machine)
     tracker.log_text(parent, loaded.text, f"space/{loaded.path.name}")
     tracker.log_text(parent, space.model_dump_json(indent=2, by_alias=True), "space/resolved.json")

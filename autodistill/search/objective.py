@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autodistill.measure.machine import machine_name
 from autodistill.search.early_stopping import EarlyStopping
 from autodistill.search.preparation import Job
 from autodistill.search.sampling import TrialSettings, sample
@@ -43,8 +44,11 @@ def make_objective(
         "student.layer_selection": space.student.layer_selection,
     }
     lat = space.latency
-    # Which runtime and how many threads produced the latency objective: figures differ between them.
+    machine = machine_name(lat.device)
+    # Which runtime, how many threads and which machine produced the latency objective: figures differ
+    # between them.
     latency_setup = {
+        "machine": machine,
         "backend": lat.backend,
         "threads": lat.threads,
         "sequence_length": lat.sequence_length,
@@ -53,7 +57,7 @@ def make_objective(
     }
     latency_setup_text = (
         f"{lat.backend} on {lat.device}, {lat.threads} thread(s), batch {lat.batch_size} × "
-        f"{lat.sequence_length} tokens"
+        f"{lat.sequence_length} tokens, on {machine}"
     )
 
     def latency_memo(trial: Any, run_id: str, settings: TrialSettings) -> StudyLatencyMemo:
@@ -61,7 +65,7 @@ def make_objective(
             trial.set_user_attr("latency_reused_from", number)
             tracker.set_tag(run_id, "autodistill.latency_reused_from", str(number))
 
-        key = shape_key(settings.arch, lat, job.teacher_config)
+        key = shape_key(settings.arch, lat, job.teacher_config, machine)
         return StudyLatencyMemo(trial, key, settings.arch, reused_from)
 
     def objective(trial: Any) -> tuple[float, ...]:
@@ -69,11 +73,14 @@ def make_objective(
         try:
             settings = sample(trial, space, job.teacher_arch)
             trial.set_user_attr("settings", settings.as_params())
-            trial.set_user_attr("worker", this_worker())  # which process ran it: see search/workers.py
+            trial.set_user_attr(
+                "worker", this_worker(trial.study)
+            )  # which process ran it: see search/workers.py
             run_id = tracker.start_trial(trial.number, {**settings.as_params(), **fixed})
             trial.set_user_attr("mlflow_run_id", run_id)
             trial.set_user_attr("latency_measured_with", latency_setup)
             tracker.set_tag(run_id, "autodistill.latency", latency_setup_text)
+            tracker.set_tag(run_id, "autodistill.latency_machine", machine)
         except Exception:
             raise
         except BaseException:  # Ctrl-C while the trial starts (it is already running in the study)

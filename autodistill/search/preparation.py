@@ -19,6 +19,7 @@ from autodistill.config.schema import SpaceConfig, possible_ints
 from autodistill.distill.student import StudentArch, select_layers, teacher_arch
 from autodistill.distill.teacher_states import TeacherStates, teacher_states
 from autodistill.measure.cost import measure_cost
+from autodistill.measure.machine import machine_name
 from autodistill.store.caches import cached
 from autodistill.tasks import Task, TaskData, TaskInputs, get_task
 from autodistill.util.devices import configure_device, default_device
@@ -34,6 +35,7 @@ class Job:
     inputs: TaskInputs
     data: TaskData
     reference: dict[str, float]  # the teacher's own quality, latency and size
+    machine: str  # where the latencies are timed (measure/machine.py): the teacher's and the trials'
     device: str
     teacher: Any  # the model itself: teacher-based inits copy its weights
     tokenizer: Any  # the teacher's, which the students share
@@ -112,7 +114,8 @@ def prepare_job(
         return {**metrics, f"test_{task.metric}": test, "depth": arch.depth, "width": arch.width}
 
     examples = data.evaluation_key or data.key
-    ref_key = [examples, space.latency.identity(), len(data.validation), len(data.test)]
+    machine = machine_name(space.latency.device)  # a shared cache serves several machines
+    ref_key = [examples, space.latency.identity(), len(data.validation), len(data.test), machine]
     measured = cached("teacher-reference", cache_dir, ref_key, reference, fmt="json", log=log)
     teacher.to(teacher_home(states, device))
     return Job(
@@ -121,6 +124,7 @@ def prepare_job(
         inputs=inputs,
         data=data,
         reference={**measured, "latency_fraction": 1.0},  # of itself: the report's teacher row
+        machine=machine,
         device=device,
         teacher=teacher,
         tokenizer=tokenizer,

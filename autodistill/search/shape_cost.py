@@ -2,8 +2,9 @@
 
 Timing one shape twice gives two figures (noise put one 3×64 shape on the front twice, at 2.64 and
 4.05 ms). So the first trial of a shape measures its latency and peak memory and keeps them in the
-study's storage (one Optuna study user attribute per shape); every later trial of that shape, after a
-resume or in another worker on a shared database, reuses them and says which trial measured them.
+study's storage (one Optuna study user attribute per shape and machine); every later trial of that
+shape timed on the same machine, after a resume or in another worker, reuses them and says which trial
+measured them.
 Size and parameter counts are exact and cheap: every trial computes its own.
 
 One attribute per shape means workers storing different shapes never overwrite each other. Two workers
@@ -23,6 +24,7 @@ from autodistill.config.schema import LatencySpec, SearchSpec
 from autodistill.distill.student import StudentArch
 from autodistill.measure.cost import measure_cost
 from autodistill.measure.latency import Latency, measure_latency
+from autodistill.measure.machine import machine_name
 from autodistill.measure.size import model_size
 from autodistill.util.hashing import short_hash
 
@@ -50,17 +52,19 @@ class LatencyMemo(Protocol):
         if it stored this shape first)."""
 
 
-def shape_key(arch: StudentArch, spec: LatencySpec, teacher_config: Any) -> str:
+def shape_key(arch: StudentArch, spec: LatencySpec, teacher_config: Any, machine: str | None = None) -> str:
     """The study user attribute holding a shape's figures: the graph (architecture, and the teacher's
-    family, vocabulary and labels it is built from) and how it was timed. Initialisation is not in it:
-    it changes the weights, not the graph."""
+    family, vocabulary and labels it is built from), how it was timed and on which machine (default this
+    one: workers on other machines time the shape again on theirs). Initialisation is not in it: it
+    changes the weights, not the graph."""
     graph = {
         **{k: v for k, v in asdict(arch).items() if v is not None},  # as before kv_heads existed
         "model_type": getattr(teacher_config, "model_type", None),
         "vocab_size": getattr(teacher_config, "vocab_size", None),
         "num_labels": getattr(teacher_config, "num_labels", None),
     }
-    return ATTR_PREFIX + short_hash({"graph": graph, "latency": spec.identity()})
+    where = machine if machine is not None else machine_name(spec.device)
+    return ATTR_PREFIX + short_hash({"graph": graph, "latency": spec.identity(), "machine": where})
 
 
 def latency_out_of_bounds(search: SearchSpec) -> Callable[[dict[str, float]], bool] | None:

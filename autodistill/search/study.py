@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 from autodistill.config.schema import METRIC_DIRECTIONS, SpaceConfig
-from autodistill.search.workers import supervised_index
+from autodistill.search.workers import SAMPLER_SEED_ATTR, supervised_index
 from autodistill.store.caches import teacher_fingerprint
 from autodistill.store.locations import Locations, optuna_storage
 from autodistill.store.tracking import retry
@@ -127,15 +126,30 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: 
     study.set_user_attr("recipe_fingerprint", recipe)
     study.set_user_attr("teacher_fingerprint", teacher)
     study.set_user_attr("data_fingerprint", data_fingerprint)
-    # A resumed study reseeds its sampler by its length, so it does not replay its first proposals.
-    # Workers of one `search --workers N` salt it by their index, and workers started apart on a shared
-    # database by their process, so workers that start together explore different points; a sequential
-    # run on the default local storage repeats exactly.
-    index = supervised_index()
-    salt = index * 7919 if index is not None else 0 if loc.storage_is_local else os.getpid() * 7919
-    if study.trials or salt:
-        study.sampler = make_sampler(space.search.sampler, (seed + len(study.trials) + salt) % 2**32)
+    chosen = sampler_seed(
+        seed, len(study.trials), shared=supervised_index() is not None or not loc.storage_is_local
+    )
+    if chosen != seed:
+        study.sampler = make_sampler(space.search.sampler, chosen)
+    setattr(study.sampler, SAMPLER_SEED_ATTR, chosen)  # recorded on each trial (search/workers.py)
     return study
+
+
+def sampler_seed(seed: int, trials_so_far: int, shared: bool) -> int:
+    """The seed of this worker's sampler.
+
+    Workers that share a study (``--workers N``, or ``--storage`` on several machines) draw theirs from
+    the operating system: any rule built from ``--seed`` and what a worker knows of itself repeats
+    somewhere (every worker in a container is process 1, and all start before any trial is told), and
+    workers with one seed propose the same random start-up trials. Each trial records the seed of the
+    worker that proposed it. A study on the default local storage, run by one process, takes ``--seed``
+    and repeats; resumed, it is reseeded by its length so that it does not replay its first proposals.
+    """
+    import secrets
+
+    if shared:
+        return secrets.randbits(32)
+    return (seed + trials_so_far) % 2**32
 
 
 def reopen_study(loc: Locations) -> Any:

@@ -26,6 +26,18 @@ def score_on_test(job: Job, model: Any) -> dict[str, float]:
     return {test_metric(task.metric): value}
 
 
+def load_student(job: Job, path: str) -> Any | None:
+    """A saved student, or None when its folder went while this worker read it: another worker, whose
+    snapshot of the study is newer, saw the trial leave the front (it is then never scored)."""
+    try:
+        # Our own safetensors files: never load pickle from a study's directory.
+        return job.task.auto_class().from_pretrained(path, use_safetensors=True)
+    except OSError:
+        if Path(path).is_dir():
+            raise  # a broken student, not a removed one
+        return None
+
+
 class FrontTestScores:
     """Scores on the test examples the saved students of front trials that have no test score yet,
     records the scores (and the task's samples, e.g. generated text) on the study and logs them on
@@ -40,8 +52,9 @@ class FrontTestScores:
             path = trial.user_attrs.get("student_dir")
             if trial.number in scored or not path or not Path(path).is_dir():
                 continue
-            # Our own safetensors files: never load pickle from a study's directory.
-            model = self.job.task.auto_class().from_pretrained(path, use_safetensors=True)
+            model = load_student(self.job, path)
+            if model is None:
+                continue
             scores = score_on_test(self.job, model)
             samples = self.job.task.samples(model, self.job.tokenizer)
             record_test_scores(study, trial.number, scores, samples)

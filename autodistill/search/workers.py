@@ -25,9 +25,16 @@ def supervised_index() -> int | None:
     return int(index) if index is not None else None
 
 
-def this_worker() -> dict[str, Any]:
-    """The worker running here: host name, process id, and index among the supervisor's workers (0 alone)."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "index": supervised_index() or 0}
+SAMPLER_SEED_ATTR = "autodistill_seed"  # set on a study's sampler by search/study.py's open_study
+
+
+def this_worker(study: Any = None) -> dict[str, Any]:
+    """The worker running here: host name, process id, index among the supervisor's workers (0 alone),
+    and the seed of its sampler (what explains the trials it proposed)."""
+    worker = {"host": socket.gethostname(), "pid": os.getpid(), "index": supervised_index() or 0}
+    if study is not None:
+        worker["sampler_seed"] = getattr(study.sampler, SAMPLER_SEED_ATTR, None)
+    return worker
 
 
 def worker_devices(workers: int, gpus: list[str]) -> list[str | None]:

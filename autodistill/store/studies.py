@@ -77,21 +77,28 @@ def completed_trial(study: Any, number: int) -> Any:
 
 
 def study_dir(study: Any, out: str | None) -> Path:
-    """The directory that holds the study's outputs: the one ``search`` recorded, else ``--out``."""
-    return Path(study.user_attrs.get("out") or out or ".")
+    """The directory that holds the study's outputs: ``--out`` when given (the study was found there, so
+    that is its directory on this machine, wherever the search ran), else the one ``search`` recorded."""
+    return Path(out or study.user_attrs.get("out") or ".")
 
 
 def tracking_uri(study: Any, flag: str | None, out: str | None) -> str:
-    """``--tracking-uri``, else the URI the search recorded, else the default store in the study's directory."""
+    """``--tracking-uri``, else the URI the search recorded, else the default store in the study's directory.
+    A recorded default store (``mlflow.db`` in the recorded directory) follows the study to ``--out``
+    when the directory was moved or copied there."""
     if flag:
         return flag
-    if study.user_attrs.get("tracking_uri"):
-        return str(study.user_attrs["tracking_uri"])
+    default = study_dir(study, out) / "mlflow.db"
+    recorded = study.user_attrs.get("tracking_uri")
+    if recorded:
+        searched_in = Path(study.user_attrs.get("out") or ".") / "mlflow.db"
+        if recorded == f"sqlite:///{searched_in}" and default.is_file():
+            return f"sqlite:///{default.resolve()}"
+        return str(recorded)
     if "tracking_uri" in study.user_attrs:  # recorded as None: it held a password
         raise StudyError(
             "--tracking-uri: this study's tracking URI holds a password and was not stored; pass it"
         )
-    default = study_dir(study, out) / "mlflow.db"
     if not default.is_file():
         raise StudyError(
             f"--tracking-uri: no MLflow store recorded for this study and none at {default}; pass it"
@@ -146,3 +153,27 @@ def test_scores(study: Any) -> dict[int, dict[str, float]]:
         for key, value in study.user_attrs.items()
         if key.startswith(TEST_SCORES_PREFIX)
     }
+
+
+# The teacher's reference figures, one user attribute per machine that timed them (its name after the
+# prefix), and the latest under the plain name for readers that do not know of machines.
+TEACHER_REFERENCE_ATTR = "teacher_reference"
+
+
+def record_teacher_reference(study: Any, reference: dict[str, Any], machine: str) -> None:
+    figures = {**reference, "machine": machine}
+    study.set_user_attr(f"{TEACHER_REFERENCE_ATTR}@{machine}", figures)
+    study.set_user_attr(TEACHER_REFERENCE_ATTR, figures)
+
+
+def teacher_reference(study: Any, machines: set[str] | None = None) -> dict[str, Any]:
+    """The teacher's reference figures timed on the one machine in ``machines`` (those of the students
+    it is set beside), so that a student's latency is only compared with the teacher's on the same
+    machine; the latest recorded when ``machines`` names none or several, or that machine has none.
+    Empty when the study has none."""
+    if machines and len(machines) == 1:
+        (machine,) = machines
+        same = study.user_attrs.get(f"{TEACHER_REFERENCE_ATTR}@{machine}")
+        if same is not None:
+            return dict(same)
+    return dict(study.user_attrs.get(TEACHER_REFERENCE_ATTR) or {})

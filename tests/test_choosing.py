@@ -95,6 +95,16 @@ def test_the_latency_bound() -> None:
         latency_bound(None, 0.5, None, False)
 
 
+def test_a_fraction_of_the_teacher_is_refused_across_machines() -> None:
+    # one machine: its teacher's time is the one to take a fraction of
+    assert latency_bound(None, 0.5, 8.0, False, {"a"}).limit == 4.0
+    with pytest.raises(ChoiceError, match=r"timed on 2 machines \(a, b\).*--max-latency-ms"):
+        latency_bound(None, 0.5, 8.0, False, {"a", "b"})
+    # each trial's own fraction was timed beside the teacher on its own machine: comparable
+    assert latency_bound(None, 0.5, 8.0, True, {"a", "b"}).metric == "latency_fraction"
+    assert latency_bound(3.0, None, 8.0, False, {"a", "b"}) == ms(3.0)
+
+
 def test_a_fraction_bound_reads_each_trials_fraction_of_the_teacher() -> None:
     # trial 8 is faster in ms but was timed while the machine ran fast: beside the teacher it is over
     timed = [

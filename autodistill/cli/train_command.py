@@ -4,11 +4,12 @@ under a latency bound (``--best N``), exported and registered in MLflow."""
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autodistill.cli.common import fail
+from autodistill.cli.common import EXIT_INTERRUPTED, fail
 from autodistill.cli.study_commands import destination_problem, open_study, study_locator
 from autodistill.store.locations import check_tracking
 from autodistill.util.errors import first_line
@@ -115,22 +116,38 @@ def choose_trials(study: Any, args: argparse.Namespace) -> list[Any]:
 
     from autodistill.deliver.choosing import feasible, latency_bound, select_candidates
     from autodistill.report.pareto import quality_metric
+    from autodistill.store.studies import teacher_reference
 
     metric, direction = quality_metric(study)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     students = [t for t in complete if feasible(t)]
-    teacher_ms = (study.user_attrs.get("teacher_reference") or {}).get("latency_ms")
+    machines = {m for t in students if (m := latency_machine(t))}
+    # The teacher timed on the students' machine: one machine's time over another's means nothing.
+    teacher_ms = teacher_reference(study, machines).get("latency_ms")
     beside = bool(students) and all("latency_fraction" in t.user_attrs["metrics"] for t in students)
-    bound = latency_bound(args.max_latency_ms, args.max_latency_fraction, teacher_ms, beside)
+    bound = latency_bound(args.max_latency_ms, args.max_latency_fraction, teacher_ms, beside, machines)
     chosen = select_candidates(students, args.best, bound, metric, direction)
     if len(chosen) < args.best:
         print(f"--best {args.best}: only {len(chosen)} student(s) within {bound.flag}; training those")
     return chosen
 
 
-def setup_problems(destinations: list[Path], uri: str, name: str, cache_dir: str | None) -> list[str]:
-    """Every reason the results could not be written, found before any compute."""
+def latency_machine(trial: Any) -> str | None:
+    """The machine that timed ``trial``'s latency (None for trials from before latencies named it)."""
+    return (trial.user_attrs.get("latency_measured_with") or {}).get("machine")
+
+
+def setup_problems(
+    destinations: list[Path], uri: str, name: str, cache_dir: str | None, saved_in: Path | None = None
+) -> list[str]:
+    """Every reason the results could not be written, found before any compute. ``saved_in``: where
+    ``--best`` saves its candidates."""
     problems = [p for p in (*map(destination_problem, destinations), check_tracking(uri)) if p]
+    if saved_in and not writable(saved_in):
+        problems.append(
+            f"{saved_in}: cannot write there (train --best saves each candidate there, to resume); "
+            "give --out a writable study directory"
+        )
     if cache_dir and not writable(Path(cache_dir)):
         problems.append(f"--cache-dir {cache_dir}: cannot write there; choose a writable directory")
     if any(q in name for q in "'\"\\"):
@@ -159,13 +176,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     name = args.model_name or f"{study.study_name}-student"
     targets = [destination(t.number) for t in trials] if args.to is None else [args.to]
-    problems = setup_problems(targets, uri, name, args.cache_dir)
+    from autodistill.deliver.full_training import candidates_dir
+
+    saved_in = None if args.best is None else candidates_dir(study, args.out)
+    problems = setup_problems(targets, uri, name, args.cache_dir, saved_in)
     if problems:
         return fail(problems)
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
-    if args.best is None:
+    if saved_in is None:
         return train_one(study, trials[0], args, destination(trials[0].number), name, uri, cache_dir)
-    return train_best(study, trials, args, destination, name, uri, cache_dir)
+    return train_best(study, trials, args, destination, name, uri, cache_dir, saved_in)
 
 
 def log(message: str) -> None:
@@ -211,6 +231,7 @@ def train_best(
     name: str,
     uri: str,
     cache_dir: Path | None,
+    saved_in: Path,
 ) -> int:
     from tqdm.auto import tqdm
 
@@ -229,7 +250,15 @@ def train_best(
                 cache_dir,
                 log,
                 lambda s, loss: bar.update(1),
+                saved_in,
             )
+        except KeyboardInterrupt:
+            print(
+                f"\ninterrupted: the candidates trained so far are saved in {saved_in}; "
+                "rerun the same command to resume at the next one",
+                file=sys.stderr,
+            )
+            return EXIT_INTERRUPTED
         except (OSError, RuntimeError, ValueError) as exc:
             return fail([f"train --best {args.best}: {first_line(exc)}"])
     print(candidate_table(result))

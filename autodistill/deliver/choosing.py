@@ -46,12 +46,21 @@ def quality(trial: Any, metric: str) -> float:
 
 
 def latency_bound(
-    max_ms: float | None, fraction: float | None, teacher_ms: float | None, timed_beside: bool
+    max_ms: float | None,
+    fraction: float | None,
+    teacher_ms: float | None,
+    timed_beside: bool,
+    machines: set[str] | None = None,
 ) -> LatencyBound:
     """``--max-latency-ms`` as given, or ``--max-latency-fraction`` of the teacher's latency: on each
     trial's ``latency_fraction`` when the search measured one for every trial (``timed_beside``), else
-    on ``latency_ms`` against the teacher's latency as the study recorded it, one figure from another
-    moment (on shared cores, 22.3 to 32.6 ms for one teacher in one session)."""
+    on ``latency_ms`` against the teacher's latency as the study recorded it on the students' machine
+    (``machines``: those that timed them), one figure from another moment (on shared cores, 22.3 to
+    32.6 ms for one teacher in one session).
+
+    Raises:
+        ChoiceError: no bound given, no teacher latency, or students timed on several machines.
+    """
     if max_ms is not None:
         return LatencyBound("latency_ms", max_ms, f"--max-latency-ms {max_ms:g}")
     if fraction is None:
@@ -59,6 +68,12 @@ def latency_bound(
     if timed_beside:
         return LatencyBound(
             "latency_fraction", fraction, f"--max-latency-fraction {fraction:g} (timed beside the teacher)"
+        )
+    if machines and len(machines) > 1:
+        raise ChoiceError(
+            f"--max-latency-fraction: the students were timed on {len(machines)} machines "
+            f"({', '.join(sorted(machines))}), and one teacher time does not fit them all; "
+            "give --max-latency-ms"
         )
     if teacher_ms is None:
         raise ChoiceError(

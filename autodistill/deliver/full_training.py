@@ -4,7 +4,8 @@
 Same architecture, init seed, λ, T and learning rate as the trial; more steps and all training
 examples (the teacher's logits on them are cached like a search's, keyed by content, so candidates
 after the first reuse them). Each run is logged in the study's MLflow experiment under its parent run,
-and the exported model is registered in the Model Registry.
+and the exported model is registered in the Model Registry. ``--best N`` saves each candidate when its
+training ends and reuses it when run again (see ``candidates``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,22 @@ from pathlib import Path
 from typing import Any
 
 from autodistill.config.schema import Dist, SpaceConfig
+from autodistill.deliver.candidates import (
+    Candidate,
+    candidate_dir,
+    candidate_key,
+    candidate_student,
+    save_candidate,
+    saved_candidate,
+)
 from autodistill.deliver.choosing import best_after_training
 from autodistill.deliver.export import card_facts, study_space, study_task, write_export
 from autodistill.search.inputs import inspect_inputs
 from autodistill.search.preparation import prepare_job
 from autodistill.search.sampling import TrialSettings
-from autodistill.search.test_scores import score_on_test, test_metric
-from autodistill.search.trial import TrialOutcome, run_trial
-from autodistill.store.studies import study_cache_dir
+from autodistill.search.test_scores import score_on_test
+from autodistill.search.trial import run_trial
+from autodistill.store.studies import study_cache_dir, study_dir
 from autodistill.store.tracking import CHOICE_TAG, Tracker
 from autodistill.tasks.base import TaskInputs
 
@@ -89,29 +98,6 @@ def with_steps_for(job: Any, length: TrainingLength) -> None:
     space = job.space
     steps = length.steps_for(space.train.batch_size, len(job.data.train))
     job.space = space.model_copy(update={"train": space.train.model_copy(update={"steps": steps})})
-
-
-@dataclass
-class Candidate:
-    """One trial's student trained at full length, scored on validation and test, logged in MLflow
-    (its run still open), not yet exported."""
-
-    trial: Any
-    space: SpaceConfig
-    settings: TrialSettings
-    outcome: TrialOutcome
-    metric: str
-    before: float  # validation, after the search's short run
-    run_id: str
-    validation_examples: int  # how many examples ``after`` was measured on
-
-    @property
-    def after(self) -> float:
-        return self.outcome.metrics[self.metric]
-
-    @property
-    def test_after(self) -> float:
-        return self.outcome.metrics[test_metric(self.metric)]
 
 
 @dataclass
@@ -230,7 +216,7 @@ def deliver(
         )
         tokenizer = AutoTokenizer.from_pretrained(str(space.teacher))
         exported = write_export(
-            candidate.outcome.student,
+            candidate_student(candidate, study_task(study)),
             tokenizer,
             to,
             card,
@@ -277,6 +263,11 @@ def train_full_length(
     )
 
 
+def candidates_dir(study: Any, out: str | None = None) -> Path:
+    """Where ``train --best`` saves its candidates: ``candidates/`` in the study's directory."""
+    return study_dir(study, out) / "candidates"
+
+
 def keep_as_candidate(tracker: Tracker, candidate: Candidate) -> None:
     """A trained, logged candidate that is not registered: its run is kept, tagged, and finished."""
     tracker.set_tag(candidate.run_id, CHOICE_TAG, "candidate")
@@ -291,18 +282,44 @@ def train_candidates(
     cache_dir: Path | None,
     log: Callable[[str], None],
     on_step: Callable[[int, float], None] | None = None,
+    saved_in: Path | None = None,
 ) -> list[Candidate]:
-    """Each trial at full length, in order; when one fails, those already trained keep their runs."""
+    """Each trial at full length, in order, each saved in ``saved_in`` as soon as it is trained; one
+    saved there by an earlier run of the same command, with the same settings, is reused instead of
+    trained again. When one fails or is interrupted, those already trained keep their runs (and their
+    saved students), so the next run resumes at it."""
     done: list[Candidate] = []
     depths = [TrialSettings.from_params(trial.user_attrs["settings"]).arch.depth for trial in trials]
     try:
-        for trial in trials:
-            done.append(train_candidate(study, trial, length, tracker, cache_dir, log, on_step, depths))
+        for i, trial in enumerate(trials, 1):
+            place = f"candidate {i} of {len(trials)}: trial {trial.number}"
+            key = candidate_key(study, trial, length)
+            candidate = reusable(saved_in, trial, key, tracker, place, log) if saved_in else None
+            if candidate is None:
+                log(f"{place}, training")
+                candidate = train_candidate(study, trial, length, tracker, cache_dir, log, on_step, depths)
+                if saved_in:
+                    save_candidate(saved_in, candidate, key)
+                    log(f"{place}, saved in {candidate.saved} (a rerun of this command reuses it)")
+            done.append(candidate)
     except BaseException:
         for candidate in done:
             keep_as_candidate(tracker, candidate)
         raise
     return done
+
+
+def reusable(
+    saved_in: Path, trial: Any, key: str, tracker: Tracker, place: str, log: Callable[[str], None]
+) -> Candidate | None:
+    """The candidate an earlier run saved for ``trial``, when it can stand for training it again."""
+    candidate, why_not = saved_candidate(saved_in, trial, key, tracker.has_run)
+    if candidate is not None:
+        log(f"{place}, already trained ({candidate.describe()}), reused")
+    elif why_not:
+        saved = candidate_dir(saved_in, trial.number)
+        log(f"{place}: not reusing the one saved in {saved} ({why_not}); training it again")
+    return candidate
 
 
 def train_best(
@@ -315,15 +332,18 @@ def train_best(
     cache_dir: Path | None,
     log: Callable[[str], None],
     on_step: Callable[[int, float], None] | None = None,
+    saved_in: Path | None = None,
 ) -> BestResult:
     """Train every trial of ``trials`` at full length and register only the best on validation after
     training; the others' runs are kept, tagged as candidates. ``destination(n)``: where trial n's
-    student is exported.
+    student is exported. ``saved_in`` (default ``OUT/candidates``): where each candidate is saved when
+    trained, and looked for first, so that an interrupted run resumes at the next candidate.
 
     The test score is reported for each candidate but never chosen on: picking the best of N on test
     would make the registered student's test figure optimistic."""
     tracker = study_tracker(study, tracking_uri)
-    candidates = train_candidates(study, trials, length, tracker, cache_dir, log, on_step)
+    saved_in = saved_in or candidates_dir(study)
+    candidates = train_candidates(study, trials, length, tracker, cache_dir, log, on_step, saved_in)
     direction = study_task(study).direction
     chosen = best_after_training([c.after for c in candidates], direction)
     for i, candidate in enumerate(candidates):

@@ -248,6 +248,15 @@ class Tracker:
     def end_study(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.parent_run_id, status=status)
 
+    def has_run(self, run_id: str) -> bool:
+        """Whether this store holds the run (not deleted): a run id saved elsewhere may name another store's."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return bool(self.client.get_run(run_id).info.lifecycle_stage == "active")
+        except MlflowException:
+            return False
+
     def is_running(self, run_id: str) -> bool:
         return bool(self.client.get_run(run_id).info.status == "RUNNING")
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from autodistill.util.errors import first_line
+from autodistill.util.leftovers import clean_leftovers
 from autodistill.util.paths import looks_local
 
 FLOAT32 = "float32"
@@ -57,9 +58,11 @@ def read_teacher_config(
             "no teacher given: pass --teacher PATH_OR_HUB_ID or set teacher: in the space file"
         )
     if looks_local(ref) and not Path(ref).is_dir():
-        raise TeacherError(
-            f"--teacher {ref}: no such directory; give a save_pretrained directory or a hub id"
-        )
+        clean_leftovers(Path(ref).parent)  # a teacher set aside by a killed `teacher` run comes back
+        if not Path(ref).is_dir():
+            raise TeacherError(
+                f"--teacher {ref}: no such directory; give a save_pretrained directory or a hub id"
+            )
     try:
         config = AutoConfig.from_pretrained(ref, trust_remote_code=trust_remote_code)
     except Exception as exc:  # transformers raises OSError/ValueError/HTTP errors with long texts

@@ -1,7 +1,8 @@
 """Files written atomically: readers see the old file or the whole new one, never half of it.
 
 A cache file is computed once under a lock file, however many processes share it. Also the checks that
-decide whether a directory may be written or replaced, made before any compute.
+decide whether a directory may be written or replaced, made before any compute. Temporaries are named
+after their writer, so what a killed one left is cleaned on the next start (see ``leftovers``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autodistill.util.leftovers import aside_path, clean_leftovers, temporary_prefix
+
 
 def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp)`` on a uniquely named temporary file beside ``path``, then rename it into place.
@@ -21,7 +24,7 @@ def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
     The unique name lets several processes write the same path at once; the last rename wins whole.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
@@ -81,10 +84,12 @@ def compute_once(
     disk): a lock file beside ``path`` lets the first compute while the others wait, then read its
     result, instead of each computing the teacher's outputs again. The lock is the operating system's
     (``flock`` on Linux and macOS), so a worker killed while computing releases it. ``save`` must write
-    atomically: readers that skip the lock (a value already there) never see half a file.
+    atomically: readers that skip the lock (a value already there) never see half a file. What killed
+    writers left in the directory (a half-written cache as large as the whole) is removed first.
     """
     from filelock import FileLock
 
+    clean_leftovers(path.parent, log=log)
     value = load(path)
     if value is not None:
         if log:
@@ -119,16 +124,22 @@ def writable(directory: Path) -> bool:
 
 def replaceable(directory: Path, marker: str) -> bool:
     """Whether writing ``directory`` may replace what is there: nothing, an empty directory, or an
-    earlier output of ours (it holds ``marker``). Anything else is the user's and is never deleted."""
+    earlier output of ours (it holds ``marker``). Anything else is the user's and is never deleted.
+
+    A ``directory`` that a killed ``swap_into_place`` had set aside is put back first, so the answer (and
+    whatever reads it next, e.g. a teacher reused when trained from the same inputs) is about it."""
+    clean_leftovers(directory.parent)
     if not directory.exists():
         return True
     return directory.is_dir() and (not any(directory.iterdir()) or (directory / marker).is_file())
 
 
 def temporary_sibling(destination: Path) -> Path:
-    """A fresh, uniquely named directory beside ``destination`` to build it in before ``swap_into_place``."""
+    """A fresh, uniquely named directory beside ``destination`` to build it in before ``swap_into_place``;
+    what killed writers left beside it is removed first."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp"))
+    clean_leftovers(destination.parent)
+    tmp = Path(tempfile.mkdtemp(dir=destination.parent, prefix=temporary_prefix(destination), suffix=".tmp"))
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the finished directory is an ordinary one
@@ -136,11 +147,33 @@ def temporary_sibling(destination: Path) -> Path:
 
 
 def swap_into_place(tmp: Path, destination: Path, marker: str, what: str) -> None:
-    """Replace ``destination`` with the finished ``tmp`` directory: readers see the old or the new one,
-    never half of it; a destination that is not an earlier output of ours is refused, not deleted."""
+    """Replace ``destination`` with the finished ``tmp`` directory: readers see the old one, then (for the
+    moment between two renames) none, then the new one, never half of either; a destination that is not
+    an earlier output of ours is refused, not deleted.
+
+    The old directory is renamed aside before the new one is renamed in, and deleted only once the new
+    one is in place: a process killed in between leaves the old one whole under its aside name, and
+    the next ``replaceable`` or ``temporary_sibling`` beside it puts it back (see ``clean_leftovers``).
+    """
     if not replaceable(destination, marker):  # checked before compute too
         shutil.rmtree(tmp, ignore_errors=True)
         raise OSError(f"{destination} holds files that are not {what}; choose an empty or new directory")
-    if destination.exists():
-        shutil.rmtree(destination)
-    tmp.rename(destination)
+    aside = move_aside(destination)
+    try:
+        tmp.rename(destination)
+    except BaseException:
+        if aside is not None:
+            aside.rename(destination)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def move_aside(destination: Path) -> Path | None:
+    """Rename ``destination`` to a fresh aside name beside it; that name, or None when there was nothing."""
+    aside = aside_path(destination)
+    try:
+        destination.rename(aside)
+    except FileNotFoundError:
+        return None
+    return aside

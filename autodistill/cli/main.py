@@ -16,7 +16,7 @@ from autodistill import __version__
 from autodistill.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, fail, quiet_libraries
 from autodistill.cli.lm_teacher_command import add_parser as add_lm_teacher_parser
 from autodistill.cli.lm_teacher_command import cmd_lm_teacher
-from autodistill.cli.study_commands import cmd_export, cmd_report, study_locator
+from autodistill.cli.study_commands import cmd_export, cmd_report, cmd_retime, study_locator
 from autodistill.cli.teacher_command import cmd_teacher
 from autodistill.cli.train_command import add_parser as add_train_parser
 from autodistill.cli.train_command import cmd_train
@@ -152,6 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--onnx", action="store_true", help="also write model.onnx (outputs checked within 1e-4)"
     )
     study_locator(export)
+
+    retime = sub.add_parser(
+        "retime",
+        help="time a study's students and its teacher again on this machine, and recompute the front",
+        description="Re-measure the latency of chosen trials (their student graphs, built from their "
+        "settings) and of the teacher on this machine, in turns as latency_fraction does; record the "
+        "measurement in the study (retimed@MACHINE, one per machine; AUTODISTILL_MACHINE names it) and "
+        "print and write the front recomputed on it (pareto-MACHINE.csv). Run it on the machine you deploy "
+        "on, against the same storage, to choose on that machine's latencies.",
+    )
+    study_locator(retime)
+    retime.add_argument(
+        "--trials",
+        default="front",
+        help="which trials: front (default: the search's front), all (every completed trial), or numbers "
+        "such as 3,7,12",
+    )
+    retime.add_argument(
+        "--teacher", help="the study's teacher at another path on this machine (checked to be the same files)"
+    )
+    retime.add_argument(
+        "--to", type=Path, help="directory for pareto-MACHINE.csv (default: the study's directory)"
+    )
 
     add_train_parser(sub)
 
@@ -419,6 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         "lm-teacher": cmd_lm_teacher,
         "report": cmd_report,
         "export": cmd_export,
+        "retime": cmd_retime,
         "train": cmd_train,
     }
     return commands[args.command](args)

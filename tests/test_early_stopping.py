@@ -56,6 +56,26 @@ def test_a_dominated_trial_is_stopped_and_a_promising_one_is_not() -> None:
     assert decide(0.70, latency=3.0, size=8.0) is None  # smaller than every better trial
     reason = decide(0.85, latency=9.5, size=60.0)  # beaten by trial 1 too: the best rival is named
     assert reason is not None and "trial 1's 0.9000" in reason
+    # a trial completed since (by this worker or another) is a rival at the next checkpoint
+    assert decide(0.70, latency=1.5, size=12.0) is None
+    completed(study, accuracy_at_100=0.85, latency=1.0, size=5.0)
+    reason = decide(0.70, latency=1.5, size=12.0)
+    assert reason is not None and f"trial {len(study.trials) - 2}'s 0.8500" in reason
+
+
+def test_each_completed_trial_is_read_once_per_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    early = EarlyStopping(SpaceConfig.model_validate(SPACE), "accuracy", "maximize")
+    study = optuna.create_study(directions=["maximize", "minimize", "minimize"])
+    for k in range(20):
+        completed(study, accuracy_at_100=0.5 + k / 100, latency=2.0 + k, size=10.0)
+    read = []
+    as_rival = early._as_rival
+    monkeypatch.setattr(early, "_as_rival", lambda t: read.append(t.number) or as_rival(t))
+    for _ in range(3):  # three checkpoints
+        trial = study.ask()
+        early.decide(trial, 100, 0.4, {"latency_ms": 50.0, "size_mb": 50.0})
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert sorted(read) == list(range(20))  # not 60: the rule's view of a finished trial is kept
 
 
 def test_only_feasible_and_strictly_better_trials_stop_others() -> None:

@@ -97,3 +97,23 @@ def test_each_trial_records_the_seed_of_the_sampler_that_proposed_it() -> None:
     setattr(study.sampler, SAMPLER_SEED_ATTR, 11)  # as open_study sets it
     assert this_worker(study)["sampler_seed"] == 11
     assert "sampler_seed" not in this_worker()
+
+
+def test_registering_a_name_another_worker_just_created_adds_a_version(tmp_path: Path) -> None:
+    """Registration creates the registered model and takes 'already exists' as done: a check first
+    would let two workers both see it missing, and the second create would fail."""
+    from mlflow import MlflowClient
+
+    from autodistill.store.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "race", tmp_path / "mlartifacts")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    MlflowClient(uri).create_registered_model("student")  # another worker, a moment before
+    versions = []
+    for _ in range(2):
+        tracker.start_study({})
+        versions.append(tracker.register_model(tracker.start_trial(0, {}), model, "student", {}))
+    assert versions == ["1", "2"]

@@ -16,6 +16,8 @@ from autodistill import __version__
 from autodistill.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, fail, quiet_libraries
 from autodistill.cli.lm_teacher_command import add_parser as add_lm_teacher_parser
 from autodistill.cli.lm_teacher_command import cmd_lm_teacher
+from autodistill.cli.proxy_command import add_parser as add_proxy_parser
+from autodistill.cli.proxy_command import cmd_storage_proxy
 from autodistill.cli.study_commands import cmd_export, cmd_report, cmd_retime, study_locator
 from autodistill.cli.teacher_command import cmd_teacher
 from autodistill.cli.train_command import add_parser as add_train_parser
@@ -226,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow tracking URI (default: sqlite:///mlflow.db beside --out)",
     )
     add_lm_teacher_parser(sub)
+    add_proxy_parser(sub)
     return parser
 
 
@@ -443,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": cmd_report,
         "export": cmd_export,
         "retime": cmd_retime,
+        "storage-proxy": cmd_storage_proxy,
         "train": cmd_train,
     }
     return commands[args.command](args)

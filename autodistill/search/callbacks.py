@@ -189,7 +189,11 @@ class Guarded:
 class StopAtTotal:
     """Stops a worker once the study holds ``total`` finished trials (see finished_trials), counting those
     other workers are running as finished: without them, every worker that ends a trial just before the
-    total starts one more, and N workers overshoot by up to N - 1 trials."""
+    total starts one more, and N workers overshoot by up to N - 1 trials.
+
+    Optuna's ``MaxTrialsCallback(n, states=...)`` counts trials by state alone: a trial failed because its
+    worker died or was interrupted, and run again, would count twice, and a study with such retries
+    would stop short of ``--trials``. So the count is ``finished_trials``, with this one difference."""
 
     def __init__(self, total: int):
         self.total = total

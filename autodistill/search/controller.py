@@ -117,7 +117,9 @@ def settle_after_workers(study: Any, loc: Locations, interrupted: bool) -> Searc
     interrupted, or when no worker got as far as measuring the teacher."""
     from autodistill.report import front_frame, front_reference, write_report
 
-    if loc.journal:  # every worker has ended: a trial still running here is a dead one's (a database's
+    if (
+        not loc.has_heartbeat
+    ):  # every worker has ended: a trial still running here is a dead one's (a database's
         fail_dead_workers_trials(study)  # heartbeat judges its own, and other hosts may share its name)
     tracker = Tracker(loc.tracking_uri, loc.study_name, loc.artifact_root)
     close_dead_runs(study, tracker)
@@ -156,7 +158,7 @@ def _optimize(
     from optuna.storages import fail_stale_trials
 
     fail_stale_trials(study)  # a trial whose process died is failed now and its parameters queued again
-    if loc.journal:  # the same, found by process id: a journal file has no heartbeat
+    if not loc.has_heartbeat:  # the same, found by process id: a journal file has no heartbeat
         fail_dead_workers_trials(study)
     close_dead_runs(study, tracker)
     done = finished_trials(study)

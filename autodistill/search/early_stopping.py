@@ -64,19 +64,27 @@ class EarlyStopping:
         self.enabled = spec.enabled and metric in objectives
         steps = space.train.steps
         self.steps = sorted({max(1, round(f * steps)) for f in spec.checkpoints}) if self.enabled else []
+        # A completed trial never changes: each is read into the rule's form once per worker (None when
+        # it cannot stop others), so a checkpoint costs the trials completed since the last one, not a
+        # pass over the whole study (Optuna's storages already keep finished trials in memory).
+        self._seen: dict[int, Checkpointed | None] = {}
 
     def completed(self, study: Any) -> list[Checkpointed]:
         from optuna.trial import TrialState
 
-        return [
-            Checkpointed(
-                number=t.number,
-                costs={k: t.user_attrs["metrics"][k] for k in self.cost_objectives},
-                quality_at={int(k): self.sign * v for k, v in t.user_attrs.get(self.attr, {}).items()},
-            )
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "metrics" in t.user_attrs and self._feasible(t.user_attrs["metrics"])
-        ]
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.number not in self._seen:
+                self._seen[t.number] = self._as_rival(t)
+        return [c for c in self._seen.values() if c is not None]
+
+    def _as_rival(self, t: Any) -> Checkpointed | None:
+        if "metrics" not in t.user_attrs or not self._feasible(t.user_attrs["metrics"]):
+            return None
+        return Checkpointed(
+            number=t.number,
+            costs={k: t.user_attrs["metrics"][k] for k in self.cost_objectives},
+            quality_at={int(k): self.sign * v for k, v in t.user_attrs.get(self.attr, {}).items()},
+        )
 
     def _feasible(self, metrics: dict[str, float]) -> bool:
         """An infeasible trial never reaches the front, so it must not stop others."""

@@ -10,7 +10,7 @@ from typing import Any
 from autodistill.config.schema import METRIC_DIRECTIONS, SpaceConfig
 from autodistill.search.workers import SAMPLER_SEED_ATTR, supervised_index
 from autodistill.store.caches import teacher_fingerprint
-from autodistill.store.locations import Locations, optuna_storage
+from autodistill.store.locations import Locations, engine_kwargs, optuna_storage
 from autodistill.store.tracking import retry
 from autodistill.util.hashing import short_hash
 
@@ -63,6 +63,7 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: 
             beat = space.search.heartbeat_seconds
             storage = RDBStorage(
                 loc.storage,
+                engine_kwargs=engine_kwargs(loc.storage),
                 heartbeat_interval=beat,
                 grace_period=2 * beat,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),

@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from autodistill.util.leftovers import this_place
+
 WORKER_INDEX_ENV = "AUTODISTILL_WORKER_INDEX"  # set by the supervisor of ``search --workers N``
 
 
@@ -31,7 +33,12 @@ SAMPLER_SEED_ATTR = "autodistill_seed"  # set on a study's sampler by search/stu
 def this_worker(study: Any = None) -> dict[str, Any]:
     """The worker running here: host name, process id, index among the supervisor's workers (0 alone),
     and the seed of its sampler (what explains the trials it proposed)."""
-    worker = {"host": socket.gethostname(), "pid": os.getpid(), "index": supervised_index() or 0}
+    worker = {
+        "host": socket.gethostname(),
+        "place": this_place(),  # host and process namespace: containers may share a host name
+        "pid": os.getpid(),
+        "index": supervised_index() or 0,
+    }
     if study is not None:
         worker["sampler_seed"] = getattr(study.sampler, SAMPLER_SEED_ATTR, None)
     return worker
@@ -63,10 +70,11 @@ def fail_dead_workers_trials(study: Any, dead: Callable[[dict[str, Any]], bool] 
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
-    host = socket.gethostname()
+    host, place = socket.gethostname(), this_place()
 
     def dead_here(worker: dict[str, Any]) -> bool:
-        return worker.get("host") == host and not process_alive(int(worker.get("pid", -1)))
+        here = worker.get("place") == place if "place" in worker else worker.get("host") == host
+        return here and not process_alive(int(worker.get("pid", -1)))
 
     judge = dead or dead_here
     failed: list[int] = []

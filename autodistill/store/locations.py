@@ -37,6 +37,12 @@ class Locations:
     def journal(self) -> bool:
         return is_journal(self.storage)
 
+    @property
+    def has_heartbeat(self) -> bool:
+        """Whether Optuna records each running trial's heartbeat here: a database does; a journal file
+        and the gRPC proxy's client do not (their dead workers are found by process id, on this host)."""
+        return not (self.journal or is_grpc(self.storage))
+
 
 def resolve_locations(
     space_path: Path,
@@ -84,6 +90,46 @@ def is_journal(storage: str) -> bool:
     return "://" not in storage
 
 
+def is_grpc(storage: str) -> bool:
+    """Whether ``storage`` names Optuna's gRPC storage proxy (``grpc://HOST:PORT``,
+    ``autodistill storage-proxy``), which holds the database connections for every worker."""
+    return storage.startswith("grpc://")
+
+
+def grpc_address(storage: str) -> tuple[str, int]:
+    """``grpc://HOST:PORT`` as (host, port).
+
+    Raises:
+        ValueError: not of that form.
+    """
+    match = re.fullmatch(r"grpc://([^:/]+):(\d+)/?", storage)
+    if not match:
+        raise ValueError(f"{storage}: give the storage proxy as grpc://HOST:PORT")
+    return match.group(1), int(match.group(2))
+
+
+# The most connections one worker holds to a database (Optuna's storage, MLflow's store): one for its
+# trials and one for Optuna's heartbeat thread. SQLAlchemy's default pool lets each grow to 15, so a
+# hundred workers could ask PostgreSQL (max_connections 100 by default) for more than it has.
+WORKER_POOL = {"pool_size": 1, "max_overflow": 1}
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine settings for an Optuna database storage at ``url``: a bounded pool on a server
+    (SQLite files are opened per process, and keep SQLAlchemy's own pool)."""
+    return {} if url.startswith("sqlite") else dict(WORKER_POOL)
+
+
+def bound_tracking_pool(tracking_uri: str) -> None:
+    """Bound the pool of MLflow's database store the same way (MLflow reads it from the environment
+    when it opens the store, once per process)."""
+    import os
+
+    if re.match(r"^(postgresql|mysql|mssql)", tracking_uri):
+        os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", str(WORKER_POOL["pool_size"]))
+        os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", str(WORKER_POOL["max_overflow"]))
+
+
 def storage_argument(storage: str) -> str:
     """``--storage`` as kept: a URL as given; a journal file's path made absolute (workers may change
     directory)."""
@@ -91,13 +137,20 @@ def storage_argument(storage: str) -> str:
 
 
 def optuna_storage(storage: str) -> Any:
-    """What Optuna opens for ``storage``: the URL itself, or a ``JournalStorage`` on the journal file."""
-    if not is_journal(storage):
-        return storage
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    """What Optuna opens for ``storage``: a SQLite URL itself, a database server with a bounded pool,
+    the gRPC proxy's client, or a ``JournalStorage`` on the journal file."""
+    import optuna
 
-    return JournalStorage(JournalFileBackend(storage))
+    if is_grpc(storage):
+        host, port = grpc_address(storage)
+        return optuna.storages.GrpcStorageProxy(host=host, port=port)
+    if is_journal(storage):
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(storage))
+    if storage.startswith("sqlite"):
+        return storage
+    return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs(storage))
 
 
 def not_a_journal(path: Path) -> str | None:
@@ -148,9 +201,28 @@ def _first_line(exc: Exception) -> str:
     return redact(first_line(exc))
 
 
+def check_grpc(flag: str, url: str) -> str | None:
+    """A problem with a ``grpc://HOST:PORT`` storage proxy, or None when one answers there."""
+    try:
+        host, port = grpc_address(url)
+    except ValueError as exc:
+        return f"{flag} {exc}"
+    try:
+        import optuna
+
+        optuna.storages.GrpcStorageProxy(host=host, port=port).wait_server_ready(timeout=5)
+    except ImportError:
+        return f"{flag} {url}: the gRPC proxy needs grpcio; pip install 'autodistill-search[grpc]'"
+    except Exception as exc:
+        return f"{flag} {url}: no storage proxy answers ({_first_line(exc)}); start autodistill storage-proxy"
+    return None
+
+
 def check_database(flag: str, url: str) -> str | None:
-    """A problem with a SQLAlchemy database URL (SQLite file or a server) or a journal file, or None when
-    it connects (or could be written)."""
+    """A problem with a SQLAlchemy database URL (SQLite file or a server), a journal file or a gRPC
+    storage proxy, or None when it connects (or could be written)."""
+    if is_grpc(url):
+        return check_grpc(flag, url)
     if is_journal(url):
         path = Path(url)
         if path.exists() and not path.is_file():

@@ -8,7 +8,9 @@ from typing import Any
 from autodistill.store.locations import (
     JOURNAL_FILE,
     SQLITE_FILE,
+    check_grpc,
     default_storage,
+    is_grpc,
     is_journal,
     optuna_storage,
     redact,
@@ -44,10 +46,12 @@ def open_existing(out: str | None, storage: str | None, study_name: str | None) 
         storage = default_storage(directory)
     else:
         storage = storage_argument(storage)
+        if is_grpc(storage) and (problem := check_grpc("--storage", storage)):
+            raise StudyError(problem)
         if is_journal(storage) and not Path(storage).is_file():
             raise StudyError(f"--storage {storage}: no such journal file; give its path or a database URL")
-    opened = optuna_storage(storage)
     try:
+        opened = optuna_storage(storage)
         names = optuna.study.get_all_study_names(storage=opened)
     except Exception as exc:  # bad URL, unreachable server, not an Optuna database
         raise StudyError(f"--storage {redact(storage)}: cannot read it ({redact(first_line(exc))})") from None

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from autodistill.store.locations import redact
+from autodistill.store.locations import bound_tracking_pool, redact
 from autodistill.util.errors import first_line
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class Tracker:
     def __init__(self, tracking_uri: str, study_name: str, artifact_root: Path | None = None):
         from mlflow import MlflowClient
 
+        bound_tracking_pool(tracking_uri)  # before the store is opened: MLflow reads it then
         # The client opens the store (creating its tables) at once: inside retry, for racing workers.
         self.client: MlflowClient = retry(lambda: MlflowClient(tracking_uri=tracking_uri))
         self.tracking_uri = tracking_uri
@@ -286,9 +287,15 @@ class Tracker:
     def register_model(self, run_id: str, directory: Path, name: str, tags: dict[str, str]) -> str:
         """Log ``directory`` as the run's ``model`` artifact and register it in the Model Registry as a
         new version of ``name`` (created when missing); returns the version."""
+        from mlflow.exceptions import MlflowException
+
         self.client.log_artifacts(run_id, str(directory), "model")
-        if self.client.search_registered_models(filter_string=f"name = '{name}'") == []:
+        # Created, not checked then created: two workers registering at once would both see it missing.
+        try:
             self.client.create_registered_model(name, description=f"students of study {self.study_name}")
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
         version = self.client.create_model_version(
             name, source=f"{self.client.get_run(run_id).info.artifact_uri}/model", run_id=run_id, tags=tags
         )

@@ -38,10 +38,12 @@ LEFTOVER = re.compile(
 
 @functools.cache
 def this_place() -> str:
-    """Eight hex digits naming where this process's id means something: the host and its pid namespace.
+    """Eight hex digits naming where this process's id means something: the host, its boot and its pid
+    namespace.
 
     The host name alone is not enough: containers that share it (``--uts=host``, ``--network host``)
-    each number their processes from 1, and a pid there says nothing about a pid here.
+    each number their processes from 1, and a pid there says nothing about a pid here; and machines
+    may share a name (and the first pid namespace's number), but not the kernel's boot id.
     """
     import hashlib
 
@@ -49,7 +51,12 @@ def this_place() -> str:
         namespace = str(os.stat("/proc/self/ns/pid").st_ino)
     except OSError:  # not Linux: one namespace per host
         namespace = ""
-    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+    except OSError:
+        boot = ""
+    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}\0{boot}".encode()).hexdigest()[:8]
 
 
 def writer_tag() -> str:

@@ -1,0 +1,98 @@
+"""Many workers, few database connections: `autodistill storage-proxy` serves one Optuna database to
+every worker (`--storage grpc://HOST:PORT`, Optuna's gRPC proxy), and each worker's own pools are bounded
+(real proxy process, real workers, real database)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+import pytest
+
+from autodistill.cli import main
+from autodistill.store.locations import WORKER_POOL, bound_tracking_pool, engine_kwargs, optuna_storage
+from tests.conftest import POSTGRES, free_port, postgres_databases, search_command
+
+
+@contextmanager
+def storage_proxy(database: str, log: Path) -> Iterator[str]:
+    """A running `autodistill storage-proxy` in front of ``database``; its grpc:// address."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "autodistill", "storage-proxy", "--storage", database, "--port", str(port)]
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port).wait_server_ready(timeout=120)
+        assert proc.poll() is None, log.read_text()
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: it stops cleanly
+        assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+
+
+def test_two_workers_share_a_study_through_the_proxy(
+    tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path / 'optuna.db'}"  # the proxy alone writes it: safe for many workers
+    with storage_proxy(database, tmp_path / "proxy.log") as address:
+        cmd = search_command(
+            tiny_space, tiny_teacher, sst2_slice, tmp_path / "study", "--trials", "4", "--workers", "2",
+            "--storage", address, "--study", "proxied",
+        )  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert main(["report", "--storage", address, "--study", "proxied"]) == 0  # read through it too
+    assert "served at " + address in (tmp_path / "proxy.log").read_text()
+
+    study = optuna.load_study(study_name="proxied", storage=database)  # the database behind it
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) == 4
+    assert len({t.user_attrs["worker"]["pid"] for t in finished}) == 2  # both workers ran trials
+    assert len({t.user_attrs["worker"]["sampler_seed"] for t in finished}) == 2
+
+
+def test_the_proxy_and_its_address_are_checked_before_any_compute(
+    tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nobody = f"grpc://127.0.0.1:{free_port()}"
+    assert main(["report", "--storage", nobody]) == 2
+    assert "no storage proxy answers" in capsys.readouterr().err
+    assert main(["report", "--storage", "grpc://somewhere"]) == 2
+    assert "give the storage proxy as grpc://HOST:PORT" in capsys.readouterr().err
+    assert main(["storage-proxy", "--storage", str(tmp_path / "study.journal")]) == 2
+    assert "does not take a journal file" in capsys.readouterr().err
+    assert main(["storage-proxy", "--storage", "sqlite:///x.db", "--threads", "0", "--port", "0"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and "--port 0" in err[0] and "--threads 0" in err[1]
+    args = [*search_command(tiny_space, tiny_teacher, sst2_slice, tmp_path / "s", "--storage", nobody)[3:]]
+    assert main(args) == 2
+    assert "no storage proxy answers" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_each_worker_holds_a_bounded_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert engine_kwargs("sqlite:///x.db") == {}  # one file per process: SQLAlchemy's own pool
+    assert engine_kwargs("postgresql://u:p@db/optuna") == WORKER_POOL
+    assert WORKER_POOL["pool_size"] + WORKER_POOL["max_overflow"] == 2  # trials + heartbeat thread
+    for name in ("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"):
+        monkeypatch.delenv(name, raising=False)
+    bound_tracking_pool("sqlite:///mlflow.db")
+    assert "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE" not in os.environ
+    bound_tracking_pool("postgresql://u:p@db/mlflow")
+    assert os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] == "1"
+    assert os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] == "1"
+
+
+@pytest.mark.skipif(not POSTGRES and not os.environ.get("CI"), reason="needs AUTODISTILL_TEST_PG")
+def test_a_postgresql_storage_opens_with_the_bounded_pool() -> None:
+    with postgres_databases("pool") as (url,):
+        storage = optuna_storage(url)
+        pool = storage.engine.pool
+        assert (pool.size(), pool._max_overflow) == (WORKER_POOL["pool_size"], WORKER_POOL["max_overflow"])
+        storage.engine.dispose()

@@ -26,6 +26,19 @@ dropped after)::
 or two existing databases (each run uses a fresh study and experiment name in them)::
 
     python benchmarks/scale.py --storage postgresql://…/optuna --tracking-uri postgresql://…/mlflow
+
+A hundred workers (``--proxy``): the workers reach the study through ``autodistill storage-proxy``
+(Optuna's gRPC proxy, ``--storage grpc://…``) and MLflow through an ``mlflow server`` (``--tracking-uri
+http://…``), as the guide's recipe runs them, so that they hold no database connection themselves; the
+peak number of connections to the two databases (``pg_stat_activity``, polled every 0.2 s) is reported
+in every mode. Chaos (``--chaos``): once a third of the trials have finished, a random quarter of the
+workers are killed with SIGKILL in the middle of a trial and started again; every worker then stops when
+the study holds the total (workers × trials per worker, as ``--trials`` does it), and the table counts
+the trials recovered from the dead (failed and queued again, by heartbeat on a database, by process id
+through the proxy) and the trials lost (left running or queued, or failed with no retry: must be 0)::
+
+    python benchmarks/scale.py --workers 8 32 64 --liar on --proxy
+    python benchmarks/scale.py --workers 32 --liar on --proxy --chaos
 """
 
 from __future__ import annotations
@@ -36,13 +49,17 @@ import math
 import multiprocessing as mp
 import os
 import queue
+import random
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +81,7 @@ SPACE: dict[str, Any] = {
     "train": {"steps": 150},
     "search": {"sampler": "tpe"},  # early stopping on (the default): three checkpoints per trial
 }
+MONITOR = "autodistill-scale-monitor"  # the application_name of this script's own connections
 
 
 # ---------------------------------------------------------------- the stand-in trial
@@ -187,7 +205,7 @@ def storage_engine(storage: Any) -> Any:
     return storage.engine
 
 
-def worker(index: int, run: dict[str, Any], barrier: Any, results: Any) -> None:
+def worker(index: int, run: dict[str, Any], barrier: Any | None, results: Any) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import logging
     import warnings
@@ -197,8 +215,10 @@ def worker(index: int, run: dict[str, Any], barrier: Any, results: Any) -> None:
     from transformers import BertConfig
 
     from autodistill.config.schema import SpaceConfig
+    from autodistill.measure.machine import machine_name
     from autodistill.search.callbacks import (
         FrontTags,
+        StopAtTotal,
         close_dead_runs,
         finished_trials,
         front_snapshot,
@@ -207,6 +227,7 @@ def worker(index: int, run: dict[str, Any], barrier: Any, results: Any) -> None:
     from autodistill.search.objective import make_objective
     from autodistill.search.preparation import Job
     from autodistill.search.study import open_study
+    from autodistill.search.workers import fail_dead_workers_trials
     from autodistill.store.locations import Locations
     from autodistill.store.tracking import Tracker, quiet
     from autodistill.tasks import TaskInputs, get_task
@@ -215,7 +236,9 @@ def worker(index: int, run: dict[str, Any], barrier: Any, results: Any) -> None:
     quiet()
     logging.getLogger("optuna").setLevel(logging.ERROR)
     warnings.simplefilter("ignore")
-    space = SpaceConfig.model_validate(SPACE)
+    space = SpaceConfig.model_validate(
+        SPACE | {"search": SPACE["search"] | {"heartbeat_seconds": run["heartbeat"]}}
+    )
     out = Path(run["out"]) / f"worker-{index}"
     loc = Locations(
         out=out,
@@ -223,7 +246,7 @@ def worker(index: int, run: dict[str, Any], barrier: Any, results: Any) -> None:
         tracking_uri=run["tracking_uri"],
         study_name=run["study"],
         cache_dir=out / "cache",
-        artifact_root=out / "mlartifacts",
+        artifact_root=(out / "mlartifacts").as_uri(),
         storage_is_local=False,
     )
     study = open_study(loc, space, 0, "stand-in-examples")
@@ -247,13 +270,17 @@ def worker(index: int, run: dict[str, Any], barrier: Any, results: Any) -> None:
         inputs=inputs,
         data=None,  # type: ignore[arg-type]
         reference={},
+        machine=machine_name(space.latency.device),
         device="cpu",
         teacher=None,
         tokenizer=None,
     )
 
     clock = Clock()
-    clock.count_statements(storage_engine(study._storage), "optuna")
+    if not run[
+        "proxy"
+    ]:  # through the proxy, this worker has no engine: the proxy's statements are not counted
+        clock.count_statements(storage_engine(study._storage), "optuna")
     mlflow_store = getattr(getattr(tracker.client, "_tracking_client", None), "store", None)
     if getattr(mlflow_store, "engine", None) is not None:
         clock.count_statements(mlflow_store.engine, "mlflow")
@@ -276,26 +303,41 @@ def worker(index: int, run: dict[str, Any], barrier: Any, results: Any) -> None:
     objective = make_objective(job, tracker, out / "students", stand_in_runner(run["sleep"]))
     tags = FrontTags(tracker)
 
-    def after_trial(study: Any, _trial: Any) -> None:  # the controller's report_trial, test scores aside
+    ran = 0
+
+    def after_trial(study: Any, _trial: Any) -> None:  # the controller's callbacks, test scores aside
+        nonlocal ran
+        ran += 1
         finished_trials(study)
         finished, front = front_snapshot(study)
         keep_front_students(finished, front)
         tags(finished, front)
+        if not loc.has_heartbeat:
+            fail_dead_workers_trials(study)
         close_dead_runs(study, tracker)
 
-    barrier.wait()
+    callbacks: list[Any] = [after_trial]
+    if run["chaos"]:  # workers die and restart: the study's total stops them, as --trials does
+        callbacks.append(StopAtTotal(run["total"]))
+    if barrier is not None:  # a worker started again after the kill does not wait for the others
+        barrier.wait()
     clock.statements = {"optuna": 0, "mlflow": 0}
     began = time.time()
     with clock.timing("loop"):
+        if not loc.has_heartbeat:  # the controller's start: a dead worker's trial here is retried
+            fail_dead_workers_trials(study)
         study.optimize(
-            objective, n_trials=run["trials_per_worker"], catch=(Exception,), callbacks=[after_trial]
+            objective,
+            n_trials=None if run["chaos"] else run["trials_per_worker"],
+            catch=(Exception,),
+            callbacks=callbacks,
         )
     results.put(
         {
             "worker": index,
             "began": began,
             "ended": time.time(),
-            "trials": run["trials_per_worker"],
+            "trials": ran,
             "seconds": clock.seconds,
             "statements": clock.statements,
         }
@@ -305,12 +347,42 @@ def worker(index: int, run: dict[str, Any], barrier: Any, results: Any) -> None:
 # ---------------------------------------------------------------- the study afterwards
 
 
+def retries(trials: list[Any]) -> dict[int, int]:
+    """{number of a trial failed because its worker died: number of the trial that ran it again}."""
+    import warnings
+
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():  # marked experimental since Optuna 2.8
+        warnings.simplefilter("ignore")
+        found = {t.number: RetryHeartbeatStaleTrialCallback.retried_trial_number(t) for t in trials}
+    return {failed: retry for retry, failed in found.items() if failed is not None}
+
+
+def recovery(trials: list[Any]) -> tuple[int, int]:
+    """(trials of dead workers failed and run again to the end, trials lost: left running or queued, or
+    failed with no finished retry)."""
+    from optuna.trial import TrialState
+
+    retried = retries(trials)
+    state = {t.number: t.state for t in trials}
+    finished = (TrialState.COMPLETE, TrialState.PRUNED)
+    recovered = sum(state.get(retry) in finished for retry in retried.values())
+    lost = sum(s in (TrialState.RUNNING, TrialState.WAITING) for s in state.values())
+    lost += sum(1 for n, s in state.items() if s == TrialState.FAIL and n not in retried)
+    return recovered, lost
+
+
 def concurrent_duplicates(trials: list[Any]) -> tuple[int, int]:
     """(trials whose parameters equal those of another trial running at the same time, trials whose
-    parameters equal an earlier trial's at any time)."""
+    parameters equal an earlier trial's at any time). A dead worker's trial and its retry share their
+    parameters by design: only the retry is counted."""
     now = datetime.now()
+    failed_and_retried = set(retries(trials))
     spans = [
-        (t.params, t.datetime_start or now, t.datetime_complete or now) for t in trials if t.datetime_start
+        (t.params, t.datetime_start or now, t.datetime_complete or now)
+        for t in trials
+        if t.datetime_start and t.number not in failed_and_retried
     ]
     concurrent = sum(
         1
@@ -347,43 +419,212 @@ def databases(server: str | None, storage: str | None, tracking_uri: str | None)
         engine.dispose()
 
 
+class ConnectionPeak(threading.Thread):
+    """The most connections PostgreSQL held at once to the given databases, polled every 0.2 s (this
+    script's own connections, named ``MONITOR``, left out)."""
+
+    def __init__(self, *urls: str):
+        super().__init__(daemon=True)
+        import sqlalchemy
+
+        self.names = [sqlalchemy.engine.make_url(u).database for u in urls]
+        self.engine = sqlalchemy.create_engine(
+            urls[0],
+            poolclass=sqlalchemy.pool.NullPool,
+            connect_args={"application_name": MONITOR},
+            isolation_level="AUTOCOMMIT",  # pg_stat_activity is read once per transaction: one per poll
+        )
+        self.peak, self.stopping = 0, threading.Event()
+
+    def run(self) -> None:
+        import sqlalchemy
+
+        query = sqlalchemy.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(:names) AND application_name <> :me"
+        )
+        with self.engine.connect() as connection:
+            while not self.stopping.wait(0.2):
+                count = connection.execute(query, {"names": self.names, "me": MONITOR}).scalar_one()
+                self.peak = max(self.peak, int(count))
+
+    def stop(self) -> int:
+        self.stopping.set()
+        self.join(timeout=10)
+        self.engine.dispose()
+        return self.peak
+
+
+@contextmanager
+def process(
+    cmd: list[str], log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server command in its own process group, stopped with SIGINT (then SIGKILL) afterwards."""
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True, env=env or os.environ.copy()
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served(storage: str, tracking_uri: str, threads: int, out: Path) -> Iterator[tuple[str, str]]:
+    """``autodistill storage-proxy`` in front of the Optuna database and an ``mlflow server`` in front of
+    MLflow's: (grpc://…, http://…) for the workers, as the guide's recipe for a hundred workers has it."""
+    import urllib.request
+
+    import optuna
+
+    out.mkdir(parents=True, exist_ok=True)
+    proxy_port, mlflow_port = free_port(), free_port()
+    proxy = [sys.executable, "-m", "autodistill", "storage-proxy", "--storage", storage]
+    proxy += ["--port", str(proxy_port), "--threads", str(threads)]
+    server = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--workers", "1"]
+    server += [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(mlflow_port),
+        "--artifacts-destination",
+        str(out / "artifacts"),
+    ]
+    # the server's one process: its pool bounded as the proxy's is
+    env = os.environ | {
+        "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": str(threads),
+        "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "0",
+    }
+    with process(proxy, out / "proxy.log"), process(server, out / "mlflow-server.log", env):
+        optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=proxy_port).wait_server_ready(timeout=120)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{mlflow_port}/health", timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError((out / "mlflow-server.log").read_text()[-2000:]) from None
+                time.sleep(0.5)
+        yield f"grpc://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{mlflow_port}"
+
+
+def running_pids(study: Any) -> set[int]:
+    """Process ids of the workers running a trial now."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return {int(t.user_attrs["worker"]["pid"]) for t in trials if "worker" in t.user_attrs}
+
+
+def run_workers(
+    args: argparse.Namespace, run: dict[str, Any], workers: int, storage: str
+) -> tuple[list[dict[str, Any]], int]:
+    """Start the workers, kill a quarter of them mid-trial and start them again (chaos), wait for all:
+    (the reports of those that ended, the number killed)."""
+    import optuna
+    import sqlalchemy
+    from optuna.trial import TrialState
+
+    context = mp.get_context("spawn")
+    barrier, results = context.Barrier(workers), context.Queue()
+
+    def start(index: int, barrier: Any | None) -> Any:
+        p = context.Process(target=worker, args=(index, run, barrier, results))
+        p.start()
+        return p
+
+    processes = [start(i, barrier) for i in range(workers)]
+    # this script's view of the study for the chaos: straight on the database, named to be left uncounted
+    monitor = optuna.storages.RDBStorage(
+        storage,
+        engine_kwargs={"poolclass": sqlalchemy.pool.NullPool, "connect_args": {"application_name": MONITOR}},
+    )
+    killed: list[Any] = []
+    chaos_due, rng = run["chaos"], random.Random(args.chaos_seed)
+    reports: list[dict[str, Any]] = []
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            reports.append(results.get(timeout=1))
+            continue
+        except queue.Empty:
+            pass
+        live = [p for p in processes if p not in killed]
+        if all(p.exitcode is not None for p in live):
+            break
+        if any(p.exitcode not in (None, 0) for p in live) or time.monotonic() > deadline:
+            for p in processes:
+                p.terminate()
+            raise RuntimeError("a worker died (see its traceback above) or the run timed out")
+        if chaos_due and run["study"] in {s.study_name for s in optuna.get_all_study_summaries(monitor)}:
+            study = optuna.load_study(study_name=run["study"], storage=monitor)
+            done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+            if done >= run["total"] // 3:
+                busy = running_pids(study)
+                candidates = [p for p in live if p.pid in busy and p.exitcode is None]
+                victims = rng.sample(candidates, min(len(candidates), max(1, workers // 4)))
+                for p in victims:
+                    os.kill(p.pid, signal.SIGKILL)  # mid-trial: it holds a running trial
+                for p in victims:
+                    p.join()
+                killed += victims
+                processes += [start(len(processes) + i, None) for i in range(len(victims))]
+                chaos_due = False
+    while True:  # what the last workers sent just before they ended
+        try:
+            reports.append(results.get(timeout=1))
+        except queue.Empty:
+            break
+    monitor.engine.dispose()
+    return reports, len(killed)
+
+
 def measure(args: argparse.Namespace, workers: int, liar: bool, out: Path) -> dict[str, Any]:
     import optuna
     from optuna.trial import TrialState
 
     with databases(args.server, args.storage, args.tracking_uri) as (storage, tracking_uri):
-        run = {
-            "storage": storage,
-            "tracking_uri": tracking_uri,
-            "study": f"scale-n{workers}-liar-{'on' if liar else 'off'}-{uuid.uuid4().hex[:6]}",
-            "out": str(out),
-            "sleep": args.sleep,
-            "trials_per_worker": args.trials_per_worker,
-            "liar": liar,
-        }
-        context = mp.get_context("spawn")
-        barrier, results = context.Barrier(workers), context.Queue()
-        processes = [context.Process(target=worker, args=(i, run, barrier, results)) for i in range(workers)]
-        for p in processes:
-            p.start()
-        reports: list[dict[str, Any]] = []
-        deadline = time.monotonic() + args.timeout
-        while len(reports) < workers:
-            try:
-                reports.append(results.get(timeout=2))
-            except queue.Empty:
-                dead = [p for p in processes if p.exitcode not in (None, 0)]
-                if dead or time.monotonic() > deadline:
-                    for p in processes:
-                        p.terminate()
-                    raise RuntimeError(
-                        f"{len(dead)} worker(s) died (see their traceback above) or timed out"
-                    ) from None
-        for p in processes:
-            p.join()
+        peak = ConnectionPeak(storage, tracking_uri)
+        peak.start()
+        with ExitStack() as stack:
+            reach = (storage, tracking_uri)
+            if args.proxy:
+                reach = stack.enter_context(
+                    served(storage, tracking_uri, args.proxy_threads, out / "servers")
+                )
+            run = {
+                "storage": reach[0],
+                "tracking_uri": reach[1],
+                "study": f"scale-n{workers}-liar-{'on' if liar else 'off'}-{uuid.uuid4().hex[:6]}",
+                "out": str(out),
+                "sleep": args.sleep,
+                "trials_per_worker": args.trials_per_worker,
+                "total": workers * args.trials_per_worker,
+                "liar": liar,
+                "proxy": args.proxy,
+                "chaos": args.chaos,
+                "heartbeat": args.heartbeat,
+            }
+            reports, killed = run_workers(args, run, workers, storage)
+        connections = peak.stop()
         trials = optuna.load_study(study_name=run["study"], storage=storage).get_trials(deepcopy=False)
     states = [t.state for t in trials]
-    total = sum(r["trials"] for r in reports)
+    total = sum(r["trials"] for r in reports)  # the trials of the workers that ended (not of the killed)
     wall = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
 
     def per_trial(kind: str) -> float:
@@ -391,15 +632,21 @@ def measure(args: argparse.Namespace, workers: int, liar: bool, out: Path) -> di
 
     mlflow = per_trial("mlflow")
     concurrent, repeats = concurrent_duplicates(trials)
+    recovered, lost = recovery(trials)
+    finished = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
     return {
         "workers": workers,
         "constant_liar": liar,
+        "storage": "proxy" if args.proxy else "direct",
+        "killed": killed,
         "trials": len(trials),
         "complete": states.count(TrialState.COMPLETE),
         "pruned": states.count(TrialState.PRUNED),
-        "lost": sum(s in (TrialState.RUNNING, TrialState.FAIL) for s in states),
+        "recovered": recovered,
+        "lost": lost,
+        "peak_connections": connections,
         "wall_s": wall,
-        "trials_per_s": total / wall,
+        "trials_per_s": finished / wall,
         "s_per_trial_loop": per_trial("loop"),
         "s_per_trial_ask_tell": per_trial("ask") + per_trial("tell") + per_trial("stale"),
         "s_per_trial_optuna_all": per_trial("loop") - mlflow - args.sleep,
@@ -413,18 +660,25 @@ def measure(args: argparse.Namespace, workers: int, liar: bool, out: Path) -> di
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| workers | constant liar | trials/s | s/trial ask+tell | s/trial Optuna (all) | s/trial MLflow "
-        "| SQL/trial Optuna | SQL/trial MLflow | concurrent duplicates | repeated params | pruned | lost |\n"
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| workers | storage | constant liar | killed | trials/s | s/trial ask+tell | s/trial Optuna (all) "
+        "| s/trial MLflow | SQL/trial Optuna | SQL/trial MLflow | peak PG connections | concurrent duplicates "
+        "| repeated params | pruned | recovered | lost |\n"
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [
-        f"| {r['workers']} | {'on' if r['constant_liar'] else 'off'} | {r['trials_per_s']:.2f} "
-        f"| {r['s_per_trial_ask_tell']:.3f} | {r['s_per_trial_optuna_all']:.3f} | {r['s_per_trial_mlflow']:.3f} "
-        f"| {r['sql_per_trial_optuna']:.0f} | {r['sql_per_trial_mlflow']:.0f} "
-        f"| {r['concurrent_duplicates']}/{r['trials']} | {r['repeated_params']} | {r['pruned']} | {r['lost']} |"
+        f"| {r['workers']} | {r['storage']} | {'on' if r['constant_liar'] else 'off'} | {r['killed']} "
+        f"| {r['trials_per_s']:.2f} | {r['s_per_trial_ask_tell']:.3f} | {r['s_per_trial_optuna_all']:.3f} "
+        f"| {r['s_per_trial_mlflow']:.3f} | {sql(r, 'optuna')} | {sql(r, 'mlflow')} | {r['peak_connections']} "
+        f"| {r['concurrent_duplicates']}/{r['trials']} | {r['repeated_params']} | {r['pruned']} "
+        f"| {r['recovered']} | {r['lost']} |"
         for r in rows
     ]
     return "\n".join([head, *lines])
+
+
+def sql(row: dict[str, Any], kind: str) -> str:
+    """Statements per trial, where this worker could count them (through the servers, it cannot)."""
+    return "–" if row["storage"] == "proxy" else f"{row[f'sql_per_trial_{kind}']:.0f}"
 
 
 def main() -> None:
@@ -443,6 +697,24 @@ def main() -> None:
     parser.add_argument("--storage", help="an existing database for the Optuna studies (with --tracking-uri)")
     parser.add_argument("--tracking-uri", help="an existing database for MLflow (with --storage)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for one worker")
+    parser.add_argument(
+        "--proxy",
+        action="store_true",
+        help="workers reach Optuna through autodistill storage-proxy and MLflow through an mlflow server",
+    )
+    parser.add_argument("--proxy-threads", type=int, default=8, help="the proxy's (and server's) connections")
+    parser.add_argument(
+        "--chaos",
+        action="store_true",
+        help="kill a quarter of the workers mid-trial (SIGKILL), start them again",
+    )
+    parser.add_argument("--chaos-seed", type=int, default=0, help="which workers the chaos kills")
+    parser.add_argument(
+        "--heartbeat",
+        type=int,
+        default=30,
+        help="search.heartbeat_seconds on a database (a dead worker's trial is retried after twice that)",
+    )
     args = parser.parse_args()
     if not args.server and not (args.storage and args.tracking_uri):
         parser.error("needs --server (or $AUTODISTILL_TEST_PG), or both --storage and --tracking-uri")

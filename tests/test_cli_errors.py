@@ -103,6 +103,10 @@ CASES = {
         ["{space}", "--tracking-uri", "http://127.0.0.1:9"],
         "--tracking-uri http://127.0.0.1:9: no MLflow server answers",
     ),
+    "unwritable artifact root": (
+        ["{space}", "--artifact-root", "{space}/artifacts"],
+        "--artifact-root {space}/artifacts: cannot write there",
+    ),
     "missing space file": (["{tmp}/nope.yaml"], "nope.yaml: cannot read the space file"),
     "bad --set": (["{space}", "--set", "train.steps"], "--set train.steps: expected KEY=VALUE"),
     "unknown --set key": (["{space}", "--set", "train.stepz=3"], "did you mean 'steps'"),
@@ -225,3 +229,17 @@ def test_allow_pickle_is_the_explicit_way_in(world: dict[str, Path]) -> None:
         "--allow-pickle",
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_artifact_root_is_where_a_new_experiment_keeps_its_artifacts(tmp_path: Path) -> None:
+    from autodistill.store.locations import artifact_location, check_artifact_root
+
+    study_dir = tmp_path / "study"
+    assert artifact_location(None, None, study_dir) == (study_dir / "mlartifacts").as_uri()
+    assert artifact_location("postgresql://db/mlflow", "s3://bucket/runs/", study_dir) == "s3://bucket/runs"
+    shared = tmp_path / "shared"
+    assert artifact_location("postgresql://db/mlflow", str(shared), study_dir) == shared.as_uri()
+    assert artifact_location("http://server:5000", None, study_dir) is None  # the server chooses
+    assert check_artifact_root(str(shared), "postgresql://db/mlflow") is None
+    problem = check_artifact_root(str(shared), "http://server:5000")
+    assert problem and problem.startswith(f"--artifact-root {shared}: a tracking server chooses")

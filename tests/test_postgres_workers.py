@@ -57,6 +57,8 @@ def test_two_workers_share_one_study(
             str(total),
             "--set",
             "train.steps=60",
+            "--artifact-root",  # a disk both machines see: the artifacts of both in one place
+            str(tmp_path / "shared-artifacts"),
         ]
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -87,3 +89,9 @@ def test_two_workers_share_one_study(
     # both workers really worked on the study
     for name in ("machine-a", "machine-b"):
         assert (tmp_path / name / "cache").is_dir()
+        assert not (tmp_path / name / "mlartifacts").exists()  # none on one machine's own disk
+    shared = tmp_path / "shared-artifacts" / "shared"
+    assert experiment.artifact_location == shared.as_uri()
+    logged = client.list_artifacts(parents[0].info.run_id)
+    assert {"pareto.csv", "report.html"} <= {a.path for a in logged}
+    assert list(shared.glob("*/artifacts/pareto.csv"))  # found where every machine can read it

@@ -107,7 +107,7 @@ def test_registering_a_name_another_worker_just_created_adds_a_version(tmp_path:
     from autodistill.store.tracking import Tracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracker = Tracker(uri, "race", tmp_path / "mlartifacts")
+    tracker = Tracker(uri, "race", (tmp_path / "mlartifacts").as_uri())
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")

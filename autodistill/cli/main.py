@@ -57,6 +57,11 @@ def _add_study_flags(p: argparse.ArgumentParser) -> None:
         "--tracking-uri", help="MLflow tracking URI (default: sqlite:///OUT/mlflow.db), or a server URL"
     )
     p.add_argument(
+        "--artifact-root",
+        help="where a new MLflow experiment keeps its artifacts when the tracking store is a database: a "
+        "directory every worker sees, or a URI such as s3://bucket/prefix (default: OUT/mlartifacts)",
+    )
+    p.add_argument(
         "--study", help="study name, also the MLflow experiment name (default: the space file's name)"
     )
     p.add_argument(
@@ -257,6 +262,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
     except ConfigError as exc:
         return None, None, None, problems + exc.problems
     from autodistill.store.locations import (
+        check_artifact_root,
         check_database,
         check_tracking,
         check_workers,
@@ -266,7 +272,14 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
     cache_dir = args.cache_dir or loaded.config.cache.dir
     workers = getattr(args, "workers", 1)
     loc = resolve_locations(
-        args.space, args.out, args.storage, args.tracking_uri, args.study, cache_dir, workers
+        args.space,
+        args.out,
+        args.storage,
+        args.tracking_uri,
+        args.study,
+        cache_dir,
+        workers,
+        args.artifact_root,
     )
     if not writable(loc.out):
         problems.append(f"--out {loc.out}: cannot write there; choose a writable directory")
@@ -275,6 +288,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
             check_database("--storage", loc.storage),
             check_workers("--storage", loc.storage, workers),
             check_tracking(loc.tracking_uri),
+            check_artifact_root(args.artifact_root, loc.tracking_uri),
         )
         problems += [p for p in checks if p]
     if cache_dir and not writable(loc.cache_dir):
@@ -339,12 +353,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         return fail(problems)
     from autodistill.search import SearchError, run_search
     from autodistill.search.workers import supervised_index
-    from autodistill.store.locations import redact
+    from autodistill.store.locations import artifacts_stay_here, redact
 
     print(
         f"autodistill search: study '{loc.study_name}' in {loc.out} (storage {redact(loc.storage)})",
         flush=True,
     )
+    note = artifacts_stay_here(loc, args.artifact_root)
+    if note and supervised_index() is None:
+        print(note, flush=True)
     if supervised_index() is None and (args.workers > 1 or args.gpus is not None):
         return _search_with_workers(args, loaded, loc, inputs)
     from autodistill.util.devices import limit_gpu_memory

@@ -112,7 +112,7 @@ class BestResult:
 
 def study_tracker(study: Any, tracking_uri: str) -> Tracker:
     out = Path(study.user_attrs.get("out") or ".")
-    tracker = Tracker(tracking_uri, study.study_name, out / "mlartifacts")
+    tracker = Tracker(tracking_uri, study.study_name, (out / "mlartifacts").resolve().as_uri())
     tracker.parent_run_id = study.user_attrs.get("mlflow_parent_run_id", "")
     return tracker
 

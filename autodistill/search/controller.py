@@ -175,6 +175,8 @@ def _optimize(
 
     def keep_up(study: Any, trial: Any) -> None:
         upkeep(study, trial)
+        if not loc.has_heartbeat:  # a worker beside this one died mid-trial: its trial is retried now,
+            fail_dead_workers_trials(study)  # not counted as running until the study stops short
         close_dead_runs(study, tracker)  # another worker's dead trial may have been failed meanwhile
 
     study.optimize(

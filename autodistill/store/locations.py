@@ -29,7 +29,7 @@ class Locations:
     tracking_uri: str
     study_name: str
     cache_dir: Path
-    artifact_root: Path | None
+    artifact_root: str | None  # the URI under which a new experiment keeps its artifacts (None: the server's)
     storage_is_local: bool = True  # the default SQLite or journal file in the study's directory
     cache_dir_chosen: bool = False  # by --cache-dir or cache.dir; else a resumed study keeps its own
 
@@ -52,6 +52,7 @@ def resolve_locations(
     study_name: str | None,
     cache_dir: str | None = None,
     workers: int = 1,
+    artifact_root: str | None = None,
 ) -> Locations:
     """Where the study lives; ``cache_dir`` is ``--cache-dir`` or the space's ``cache.dir`` (default OUT/cache);
     ``workers``: how many processes will share the study (``--workers``), which picks the default storage."""
@@ -65,11 +66,57 @@ def resolve_locations(
         study_name=name,
         cache_dir=Path(cache_dir) if cache_dir else directory / "cache",
         cache_dir_chosen=cache_dir is not None,
-        # A database-backed tracking store keeps artifacts in the study's directory; a server chooses.
-        artifact_root=None
-        if (tracking_uri or "").startswith(("http://", "https://"))
-        else absolute / "mlartifacts",
+        artifact_root=artifact_location(tracking_uri, artifact_root, absolute),
         storage_is_local=storage is None,
+    )
+
+
+def artifact_location(tracking_uri: str | None, artifact_root: str | None, study_dir: Path) -> str | None:
+    """Where MLflow keeps a new experiment's artifacts (reports, students), as a URI: ``--artifact-root``
+    when given (a directory all workers see, or ``s3://…``); the server's choice with a tracking server;
+    else the study's directory, on the machine that creates the experiment."""
+    if artifact_root:
+        return artifact_root.rstrip("/") if "://" in artifact_root else Path(artifact_root).resolve().as_uri()
+    if is_tracking_server(tracking_uri or ""):
+        return None
+    return (study_dir / "mlartifacts").as_uri()
+
+
+def is_tracking_server(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def is_database_server(url: str) -> bool:
+    """A database other machines reach (not a SQLite file)."""
+    return re.match(r"^(postgresql|mysql|mssql)", url) is not None
+
+
+def check_artifact_root(artifact_root: str | None, tracking_uri: str) -> str | None:
+    """A problem with ``--artifact-root``, or None."""
+    if artifact_root is None:
+        return None
+    if is_tracking_server(tracking_uri):
+        return (
+            f"--artifact-root {artifact_root}: a tracking server chooses where artifacts go (its "
+            "--artifacts-destination); drop --artifact-root"
+        )
+    if "://" not in artifact_root and not writable(Path(artifact_root)):
+        return (
+            f"--artifact-root {artifact_root}: cannot write there; choose a writable directory that every "
+            "worker sees, or a URI such as s3://bucket/prefix"
+        )
+    return None
+
+
+def artifacts_stay_here(loc: Locations, artifact_root: str | None) -> str | None:
+    """A note when workers on other machines share this study's tracking database but its artifacts go to
+    one machine's disk, or None."""
+    if artifact_root or not is_database_server(loc.tracking_uri):
+        return None
+    return (
+        f"note: MLflow artifacts (reports, students) go under {loc.artifact_root} on the machine that creates "
+        "the experiment; with workers on several machines, give every worker --artifact-root on a shared "
+        "disk (or s3://…), or track through an mlflow server (--tracking-uri http://…)"
     )
 
 
@@ -125,7 +172,7 @@ def bound_tracking_pool(tracking_uri: str) -> None:
     when it opens the store, once per process)."""
     import os
 
-    if re.match(r"^(postgresql|mysql|mssql)", tracking_uri):
+    if is_database_server(tracking_uri):
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", str(WORKER_POOL["pool_size"]))
         os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", str(WORKER_POOL["max_overflow"]))
 

@@ -44,9 +44,13 @@ T = TypeVar("T")
 
 
 def quiet() -> None:
-    """Lower MLflow's own loggers (configured when it is first imported) to errors only."""
+    """Lower MLflow's own loggers (configured when it is first imported) to errors only, and keep its client
+    from printing two "View run" lines (and reading the run again to do so) each time a run ends on a
+    tracking server: between a search's progress lines, once per trial."""
     import logging
+    import os
 
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     import mlflow  # noqa: F401  (configures its loggers on import; we lower them after)
 
     for name in ("mlflow", "alembic"):
@@ -82,7 +86,7 @@ def enable_concurrent_writers(tracking_uri: str) -> None:
 class Tracker:
     """Writes a study to an MLflow tracking URI (a SQLite file by default)."""
 
-    def __init__(self, tracking_uri: str, study_name: str, artifact_root: Path | None = None):
+    def __init__(self, tracking_uri: str, study_name: str, artifact_root: str | None = None):
         from mlflow import MlflowClient
 
         bound_tracking_pool(tracking_uri)  # before the store is opened: MLflow reads it then
@@ -93,14 +97,14 @@ class Tracker:
         self.experiment_id: str = retry(lambda: self._experiment(artifact_root))
         self.parent_run_id = ""
 
-    def _experiment(self, artifact_root: Path | None) -> str:
+    def _experiment(self, artifact_root: str | None) -> str:
         from mlflow.exceptions import MlflowException
 
         experiment = self.client.get_experiment_by_name(self.study_name)
         if experiment is not None:
             self._mark_kind(experiment)
             return str(experiment.experiment_id)
-        location = (artifact_root / self.study_name).as_uri() if artifact_root else None
+        location = f"{artifact_root}/{self.study_name}" if artifact_root else None
         try:
             return str(
                 self.client.create_experiment(
@@ -324,7 +328,7 @@ def download_student(tracking_uri: str, run_id: str, destination: Path) -> Path 
 
 def log_teacher_run(tracking_uri: str, card: dict[str, Any], losses: list[float], out: Path) -> str:
     """One run in the ``teachers`` experiment: the recipe, the loss curve, accuracy, and the card."""
-    tracker = Tracker(tracking_uri, "teachers", out.resolve().parent / "mlartifacts")
+    tracker = Tracker(tracking_uri, "teachers", (out.resolve().parent / "mlartifacts").as_uri())
     run = tracker.client.create_run(
         tracker.experiment_id,
         run_name=f"teacher {out.name}",

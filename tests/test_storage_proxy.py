@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +57,57 @@ def test_two_workers_share_a_study_through_the_proxy(
     assert len(finished) == 4
     assert len({t.user_attrs["worker"]["pid"] for t in finished}) == 2  # both workers ran trials
     assert len({t.user_attrs["worker"]["sampler_seed"] for t in finished}) == 2
+
+
+def running_pids(database: str, study_name: str) -> set[int]:
+    """Process ids of the workers with a trial running in the study now (none before it exists)."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=database)
+    except KeyError:
+        return set()
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return {t.user_attrs["worker"]["pid"] for t in running if "worker" in t.user_attrs}
+
+
+def test_a_worker_killed_mid_trial_is_retried_by_the_worker_beside_it(
+    tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path
+) -> None:
+    """The proxy keeps no heartbeat: the survivor finds the dead worker by its process id after its own
+    trial, fails that trial and runs it again, and the study ends with all its trials. Each worker keeps
+    its own MLflow store (its --out): the dead run is in the other's, and is left alone."""
+    database = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with storage_proxy(database, tmp_path / "proxy.log") as address:
+        flags = ["--storage", address, "--study", "chaos", "--trials", "5", "--set", "train.steps=150"]
+        workers = [
+            subprocess.Popen(
+                search_command(tiny_space, tiny_teacher, sst2_slice, tmp_path / name, *flags),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for name in ("victim", "survivor")
+        ]
+        victim, survivor = workers
+        deadline = time.monotonic() + 600
+        while {victim.pid, survivor.pid} - running_pids(database, "chaos"):  # both mid-trial
+            assert time.monotonic() < deadline and survivor.poll() is None and victim.poll() is None
+            time.sleep(0.2)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        output, _ = survivor.communicate(timeout=900)
+        assert survivor.returncode == 0, output[-3000:]
+
+    study = optuna.load_study(study_name="chaos", storage=database)
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.user_attrs["worker"]["pid"] for t in failed] == [victim.pid]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number
+        retries = [t for t in study.trials if retry_of(t) == failed[0].number]
+    assert len(retries) == 1 and retries[0].params == failed[0].params
+    assert retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].user_attrs["worker"]["pid"] == survivor.pid
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) >= 5
 
 
 def test_the_proxy_and_its_address_are_checked_before_any_compute(

@@ -263,7 +263,16 @@ class Tracker:
             return False
 
     def is_running(self, run_id: str) -> bool:
-        return bool(self.client.get_run(run_id).info.status == "RUNNING")
+        """Whether the run is running in this store: not when another worker logged it to its own store
+        (workers that share a study but not a tracking URI)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return bool(self.client.get_run(run_id).info.status == "RUNNING")
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
 
     def end_dead_trial(self, run_id: str, reason: str) -> None:
         """Close the run of a trial whose process died: tagged failed, ended KILLED."""

@@ -208,27 +208,29 @@ def _running_trials(out: Path) -> list[Any]:
 
 
 @pytest.mark.slow
-def test_two_workers_finish_a_study_with_no_trial_lost_or_repeated(
+def test_three_workers_sharing_out_finish_twelve_trials_none_lost_repeated_or_dead(
     tiny_space: Path, tiny_teacher: Path, sst2_slice: Path, tmp_path: Path
 ) -> None:
+    """One --out for all (its students folder, its report): the upkeep of one never ends another."""
     out = tmp_path / "study"
-    cmd = search_command(tiny_space, tiny_teacher, sst2_slice, out, "--trials", "6", "--workers", "2")
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    cmd = search_command(tiny_space, tiny_teacher, sst2_slice, out, "--trials", "12", "--workers", "3")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "2 workers (the CPU cores" in done.stdout
+    assert "3 workers (the CPU cores" in done.stdout
+    assert " died (" not in done.stdout + done.stderr
     assert done.stdout.count("Pareto front") == 1  # printed once, by the supervisor
     assert (out / "optuna.journal").is_file() and not (out / "optuna.db").exists()
 
     study = _load(out)
     assert {t.state for t in study.trials} == {TrialState.COMPLETE}  # none lost, none left running
-    assert finished_trials(study) == 6  # a worker counts the trials others run before starting one more
-    assert {t.user_attrs["worker"]["index"] for t in study.trials} == {0, 1}  # both worked
+    assert finished_trials(study) == 12  # a worker counts the trials others run before starting one more
+    assert {t.user_attrs["worker"]["index"] for t in study.trials} == {0, 1, 2}  # all worked
     params = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(params)) == len(params)  # no parameter set proposed twice
 
     parents, trial_runs = _runs(out)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in trial_runs) == list(range(6))
+    assert sorted(int(r.data.tags["optuna.trial_number"]) for r in trial_runs) == list(range(12))
     assert all(r.info.status == "FINISHED" for r in trial_runs)
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {r.info.run_id for r in trial_runs}
 

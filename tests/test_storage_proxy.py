@@ -34,7 +34,7 @@ def storage_proxy(database: str, log: Path) -> Iterator[str]:
         assert proc.poll() is None, log.read_text()
         yield f"grpc://127.0.0.1:{port}"
     finally:
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: it stops cleanly
+        os.killpg(proc.pid, signal.SIGTERM)  # as a service manager stops it: cleanly, exit 0
         assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
 
 
@@ -134,7 +134,8 @@ def test_each_worker_holds_a_bounded_pool(monkeypatch: pytest.MonkeyPatch) -> No
     assert engine_kwargs("postgresql://u:p@db/optuna") == WORKER_POOL
     assert WORKER_POOL["pool_size"] + WORKER_POOL["max_overflow"] == 2  # trials + heartbeat thread
     for name in ("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "-")  # recorded, so that what bound_tracking_pool sets is undone after:
+        monkeypatch.delenv(name)  # an mlflow server a later test starts would inherit a pool of two
     bound_tracking_pool("sqlite:///mlflow.db")
     assert "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE" not in os.environ
     bound_tracking_pool("postgresql://u:p@db/mlflow")

@@ -11,7 +11,9 @@ command; this is that command.
 from __future__ import annotations
 
 import argparse
+import signal
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from autodistill.cli.common import fail, quiet_libraries
 
@@ -22,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="serve one Optuna database to many workers through few connections (Optuna's gRPC proxy)",
         description="Serve the Optuna database --storage to every worker as grpc://HOST:PORT (give that to "
         "their --storage), holding at most --threads database connections whatever the number of "
-        "workers. Runs until Ctrl-C. Needs grpcio: pip install 'autodistill-search[grpc]'.",
+        "workers. Runs until Ctrl-C (or SIGTERM). Needs grpcio: pip install 'autodistill-search[grpc]'.",
     )
     p.add_argument(
         "--storage", required=True, help="the study's database URL, e.g. postgresql://user:pass@db/optuna"
@@ -64,6 +66,10 @@ def problems_with(args: argparse.Namespace) -> list[str]:
     return problems
 
 
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_storage_proxy(args: argparse.Namespace) -> int:
     problems = problems_with(args)
     if problems:
@@ -84,6 +90,8 @@ def cmd_storage_proxy(args: argparse.Namespace) -> int:
         f"connection(s); give workers --storage {address}. Ctrl-C stops it.",
         flush=True,
     )
+    # A service manager (systemd, docker stop) stops it with SIGTERM: as cleanly as Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         optuna.storages.run_grpc_proxy_server(
             storage, host=args.host, port=args.port, thread_pool=ThreadPoolExecutor(args.threads)

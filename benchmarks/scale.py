@@ -117,7 +117,7 @@ class StandInStudent:
         Path(directory).mkdir(parents=True, exist_ok=True)
 
 
-def stand_in_runner(sleep: float) -> Any:
+def stand_in_runner(sleep: float, slept: Any = None) -> Any:
     """A ``search.trial.TrialRunner`` that sleeps instead of training (split over its checkpoints)."""
     from autodistill.search.trial import TrialOutcome
 
@@ -137,11 +137,12 @@ def stand_in_runner(sleep: float) -> Any:
         metrics |= known or {}
         steps = job.space.train.steps
         checkpoints = sorted(checkpoint_steps)
+        nap = slept.wrap("sleep", time.sleep) if slept else time.sleep  # pruned trials sleep less
         for step in checkpoints:
-            time.sleep(sleep / (len(checkpoints) + 1))
+            nap(sleep / (len(checkpoints) + 1))
             if on_checkpoint:
                 on_checkpoint(step, accuracy * (0.6 + 0.4 * step / steps), metrics)
-        time.sleep(sleep / (len(checkpoints) + 1))
+        nap(sleep / (len(checkpoints) + 1))
         losses = [2.0 / (1 + 0.05 * i) for i in range(steps)]
         return TrialOutcome(
             metrics={"accuracy": accuracy, **metrics},
@@ -300,7 +301,7 @@ def worker(index: int, run: dict[str, Any], barrier: Any | None, results: Any) -
     stale = optuna.storages.fail_stale_trials
     optuna.storages.fail_stale_trials = clock.wrap("stale", stale)
 
-    objective = make_objective(job, tracker, out / "students", stand_in_runner(run["sleep"]))
+    objective = make_objective(job, tracker, out / "students", stand_in_runner(run["sleep"], clock))
     tags = FrontTags(tracker)
 
     ran = 0
@@ -371,6 +372,22 @@ def recovery(trials: list[Any]) -> tuple[int, int]:
     lost = sum(s in (TrialState.RUNNING, TrialState.WAITING) for s in state.values())
     lost += sum(1 for n, s in state.items() if s == TrialState.FAIL and n not in retried)
     return recovered, lost
+
+
+def lost_reasons(trials: list[Any]) -> dict[str, int]:
+    """Why the lost trials were lost: their fail reason (first line), or their state."""
+    from collections import Counter
+
+    from optuna.trial import TrialState
+
+    retried = retries(trials)
+    reasons: Counter[str] = Counter()
+    for t in trials:
+        if t.state in (TrialState.RUNNING, TrialState.WAITING):
+            reasons[t.state.name] += 1
+        elif t.state == TrialState.FAIL and t.number not in retried:
+            reasons[str(t.user_attrs.get("fail_reason", "no reason recorded"))[:200]] += 1
+    return dict(reasons)
 
 
 def concurrent_duplicates(trials: list[Any]) -> tuple[int, int]:
@@ -649,12 +666,13 @@ def measure(args: argparse.Namespace, workers: int, liar: bool, out: Path) -> di
         "trials_per_s": finished / wall,
         "s_per_trial_loop": per_trial("loop"),
         "s_per_trial_ask_tell": per_trial("ask") + per_trial("tell") + per_trial("stale"),
-        "s_per_trial_optuna_all": per_trial("loop") - mlflow - args.sleep,
+        "s_per_trial_optuna_all": per_trial("loop") - mlflow - per_trial("sleep"),
         "s_per_trial_mlflow": mlflow,
         "sql_per_trial_optuna": sum(r["statements"]["optuna"] for r in reports) / total,
         "sql_per_trial_mlflow": sum(r["statements"]["mlflow"] for r in reports) / total,
         "concurrent_duplicates": concurrent,
         "repeated_params": repeats,
+        "lost_reasons": lost_reasons(trials),
     }
 
 
@@ -730,6 +748,9 @@ def main() -> None:
                     file=sys.stderr,
                 )
     print(table(rows))
+    for r in rows:
+        for reason, count in r["lost_reasons"].items():
+            print(f"lost at {r['workers']} workers ({r['storage']}): {count} × {reason}")
     per_trial = statistics.mean(r["sql_per_trial_optuna"] + r["sql_per_trial_mlflow"] for r in rows)
     print(
         json.dumps(

@@ -7,6 +7,7 @@ says so, as the trial attribute ``latency_reused_from`` and its run's tag of the
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,7 +82,12 @@ def make_objective(
             trial.set_user_attr("latency_measured_with", latency_setup)
             tracker.set_tag(run_id, "autodistill.latency", latency_setup_text)
             tracker.set_tag(run_id, "autodistill.latency_machine", machine)
-        except Exception:
+        except Exception as exc:  # e.g. a tracking server too busy to answer: the trial says why it failed
+            reason = f"{type(exc).__name__}: {exc} (as the trial started)"
+            with contextlib.suppress(Exception):  # the store that failed may fail these too
+                trial.set_user_attr("fail_reason", reason)
+                if run_id:
+                    tracker.end_trial(run_id, "FAIL", reason)
             raise
         except BaseException:  # Ctrl-C while the trial starts (it is already running in the study)
             queue_again_after_interruption(trial, tracker, run_id)

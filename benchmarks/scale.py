@@ -32,7 +32,8 @@ A hundred workers (``--proxy``): the workers reach the study through ``autodisti
 http://…``), as the guide's recipe runs them, so that they hold no database connection themselves; the
 peak number of connections to the two databases (``pg_stat_activity``, polled every 0.2 s) is reported
 in every mode. Chaos (``--chaos``): once a third of the trials have finished, a random quarter of the
-workers are killed with SIGKILL in the middle of a trial and started again; every worker then stops when
+workers are killed with SIGKILL in the middle of a trial (when that many are mid-trial at once) and
+started again; every worker then stops when
 the study holds the total (workers × trials per worker, as ``--trials`` does it), and the table counts
 the trials recovered from the dead (failed and queued again, by heartbeat on a database, by process id
 through the proxy) and the trials lost (left running or queued, or failed with no retry: must be 0)::
@@ -591,10 +592,13 @@ def run_workers(
         if chaos_due and run["study"] in {s.study_name for s in optuna.get_all_study_summaries(monitor)}:
             study = optuna.load_study(study_name=run["study"], storage=monitor)
             done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-            if done >= run["total"] // 3:
-                busy = running_pids(study)
-                candidates = [p for p in live if p.pid in busy and p.exitcode is None]
-                victims = rng.sample(candidates, min(len(candidates), max(1, workers // 4)))
+            busy = running_pids(study)
+            candidates = [p for p in live if p.pid in busy and p.exitcode is None]
+            quarter = max(1, workers // 4)
+            # Workers that start together finish their trials together: wait, past a third of the trials,
+            # until a quarter of them are mid-trial at once (or, past two thirds, kill those that are).
+            if (done >= run["total"] // 3 and len(candidates) >= quarter) or done >= 2 * run["total"] // 3:
+                victims = rng.sample(candidates, min(len(candidates), quarter))
                 for p in victims:
                     os.kill(p.pid, signal.SIGKILL)  # mid-trial: it holds a running trial
                 for p in victims:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,11 @@ from autodistill.util.errors import first_line
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+# MLflow's usage telemetry, started when mlflow is imported, sets and removes an environment variable from
+# a background thread while other threads iterate over the environment (requests does, on each call to a
+# tracking server): a KeyError that ended a worker of a 64-worker run. Off, unless the user chose.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 ROLE_TAG = "autodistill.role"
 STUDY_TAG = "autodistill.study"
@@ -48,7 +54,6 @@ def quiet() -> None:
     from printing two "View run" lines (and reading the run again to do so) each time a run ends on a
     tracking server: between a search's progress lines, once per trial."""
     import logging
-    import os
 
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     import mlflow  # noqa: F401  (configures its loggers on import; we lower them after)

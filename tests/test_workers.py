@@ -256,7 +256,11 @@ def test_a_killed_worker_is_reported_its_trial_retried_and_the_study_finished(
     cmd = search_command(tiny_space, tiny_teacher, sst2_slice, out, "--trials", "3", "--workers", "2")
     cmd += ["--set", "train.steps=250"]  # long enough to be killed mid-trial
     search = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    victim = _wait_for(lambda: _running_trials(out), search)[0]
+
+    def training() -> list[Any]:  # past its start: its MLflow run exists (killed before, it would have none)
+        return [t for t in _running_trials(out) if "mlflow_run_id" in t.user_attrs]
+
+    victim = _wait_for(training, search)[0]
     pid = victim.user_attrs["worker"]["pid"]
     os.kill(pid, signal.SIGKILL)
     output, _ = search.communicate(timeout=600)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -56,8 +55,10 @@ def open_study(loc: Locations, space: SpaceConfig, seed: int, data_fingerprint: 
     def create() -> Any:
         # A journal file has no heartbeat: its dead workers' trials are found by process id instead
         # (search/workers.py).
-        storage: Any = optuna_storage(loc.storage)
-        if re.match(r"^(sqlite|postgresql|mysql)", loc.storage):
+        storage: Any
+        if not loc.has_heartbeat:
+            storage = optuna_storage(loc.storage)
+        else:
             # The heartbeat lets any later run (or another worker) see that a trial's process died:
             # the trial is marked failed, and its parameters are queued once more.
             beat = space.search.heartbeat_seconds

@@ -234,7 +234,7 @@ def experiment_url(tracking_uri: str, experiment_id: str) -> str:
     view unless the URL's ``workflowType`` (or the browser's saved choice) says otherwise, whatever the
     experiment's kind tag (checked in headless Chromium).
     """
-    server = tracking_uri.startswith(("http://", "https://"))
+    server = is_tracking_server(tracking_uri)
     base = redact(tracking_uri.rstrip("/")) if server else "http://127.0.0.1:5000"
     return f"{base}/#/experiments/{experiment_id}/runs?{RUNS_VIEW}"
 
@@ -299,7 +299,7 @@ def check_tracking(uri: str) -> str | None:
     """A problem with an MLflow tracking URI, or None: databases connect, servers answer /health."""
     if re.match(r"^(sqlite|postgresql|mysql|mssql)", uri):
         return check_database("--tracking-uri", uri)
-    if uri.startswith(("http://", "https://")):
+    if is_tracking_server(uri):
         import urllib.request
 
         try:

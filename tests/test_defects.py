@@ -371,3 +371,22 @@ def test_security_settings_in_a_space_file_are_refused(
         capsys, "validate", str(space), "--teacher", str(tiny_teacher), "--dataset", str(sst2_slice), flag
     )
     assert code == 0, lines
+
+
+def test_a_teacher_file_is_hashed_once_per_process_until_it_changes(
+    tiny_teacher: Path, tmp_path: Path
+) -> None:
+    """Every fingerprint of a worker's start names the teacher (issue 25: ~25 s a hash for 5 GB): the
+    second and third read nothing."""
+    from unittest import mock
+
+    from autodistill.store import caches
+
+    teacher = copy_teacher(tiny_teacher, tmp_path / "teacher")
+    first = caches.teacher_fingerprint(str(teacher))
+    with mock.patch.object(Path, "open", side_effect=AssertionError("read again")):
+        assert caches.teacher_fingerprint(str(teacher)) == caches.teacher_fingerprint(str(teacher)) == first
+    weights = next(teacher.glob("*.safetensors"))
+    content = weights.read_bytes()
+    weights.write_bytes(content[:-1] + bytes([content[-1] ^ 1]))
+    assert caches.teacher_fingerprint(str(teacher)) != first

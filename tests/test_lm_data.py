@@ -216,3 +216,28 @@ def test_token_blocks_are_cached_by_content_tokenizer_and_length(
     (root / "acts" / "scene00.md").write_text("Thunder.")  # other content: another entry
     load_lm_text(spec, tokenizer, 16, 100, cache)
     assert len(list(cache.glob("lm-blocks-*.pt"))) == 3
+
+
+def test_the_corpus_is_tokenised_once_for_every_length_and_check(
+    tmp_path: Path, tokenizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25: the token stream is cached by content and tokenizer (Arrow, memory-mapped); another block
+    length and the checks of ``validate`` read it instead of tokenising again, and the checks write
+    nothing of their own."""
+    root, cache = corpus_dir(tmp_path / "text"), tmp_path / "cache"
+    spec = DatasetSpec(path=str(root))
+    fresh = tmp_path / "fresh"
+    counted = inspect_lm_text(spec, 16, tokenizer, fresh)  # nothing cached yet: tokenised, not stored
+    assert not fresh.exists()
+    first = load_lm_text(spec, tokenizer, 16, 100, cache)
+    assert len(list(cache.glob("lm-tokens-*.arrow"))) == 1
+    expected = stream(tokenizer, read_corpus(spec).documents)
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("tokenised again")
+
+    monkeypatch.setattr(lm_data, "_tokenised", refuse)
+    assert inspect_lm_text(spec, 16, tokenizer, cache).blocks == counted.blocks == len(expected) // 16
+    other = load_lm_text(spec, tokenizer, 8, 100, cache)  # another length: cut from the cached stream
+    assert other.tokens == len(expected) // 8 * 8 and first.tokens == len(expected) // 16 * 16
+    assert lm_data.token_stream(read_corpus(spec), tokenizer, cache).tolist() == expected

@@ -297,7 +297,7 @@ def _check(args: argparse.Namespace) -> tuple[Any, Any, Any, list[str]]:
     quiet_libraries()
     from autodistill.search.inputs import inspect_inputs
 
-    inputs, input_problems = inspect_inputs(loaded.config)
+    inputs, input_problems = inspect_inputs(loaded.config, loc.cache_dir)
     return loaded, loc, inputs, problems + input_problems
 
 

@@ -361,6 +361,12 @@ class TrainSpec(BaseModel):
         gt=0,
         description="steps between copies of the training losses to the host (each waits for the GPU)",
     )
+    chunk_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="causal-lm: positions whose vocabulary-wide logits are held at once (top-k, loss, "
+        "perplexity); unset: as many as 128 MiB of float32 logits hold",
+    )
 
 
 class LatencySpec(BaseModel):

@@ -117,20 +117,26 @@ def study_tracker(study: Any, tracking_uri: str) -> Tracker:
     return tracker
 
 
-def inputs_for(space: SpaceConfig) -> TaskInputs:
-    inputs, problems = inspect_inputs(space)
+def inputs_for(space: SpaceConfig, cache_dir: Path | None = None) -> TaskInputs:
+    inputs, problems = inspect_inputs(space, cache_dir)
     if inputs is None:
         raise ValueError("; ".join(problems))
     return inputs
 
 
 def trial_space(
-    study: Any, settings: TrialSettings, length: TrainingLength, depths: list[int] | None = None
+    study: Any,
+    settings: TrialSettings,
+    length: TrainingLength,
+    depths: list[int] | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[SpaceConfig, TaskInputs, int]:
     """The full-length space for one trial's student, the inputs it reads, and how many training
     examples there are in all. ``depths``: the depths of every student trained on the same examples
-    (``train --best``), default this one's alone."""
-    everything = inputs_for(full_length_space(study, TrainingLength(epochs=1.0), 1))  # to count them all
+    (``train --best``), default this one's alone; ``cache_dir``: the study's, whose tokens are reused."""
+    everything = inputs_for(
+        full_length_space(study, TrainingLength(epochs=1.0), 1), cache_dir
+    )  # count them all
     total = everything.train_examples
     space = full_length_space(study, length, total)
     # The teacher's hidden states are needed for the layers of the students trained here alone. Asking
@@ -151,7 +157,7 @@ def trial_space(
     )
     # Fewer steps than examples: read the seeded subset the run can see, so the teacher labels only those.
     capped = (space.dataset.max_train_examples or total) < total
-    return space, inputs_for(space) if capped else everything, total
+    return space, inputs_for(space, cache_dir) if capped else everything, total
 
 
 def train_candidate(
@@ -168,8 +174,9 @@ def train_candidate(
     ``depths``: those of all the students trained alongside (see ``trial_space``)."""
     out = Path(study.user_attrs.get("out") or ".")
     settings = TrialSettings.from_params(trial.user_attrs["settings"])
-    space, inputs, total = trial_space(study, settings, length, depths)
-    job = prepare_job(space, inputs, study_cache_dir(study, cache_dir, out / "cache"), log, full_length=True)
+    cache = study_cache_dir(study, cache_dir, out / "cache")
+    space, inputs, total = trial_space(study, settings, length, depths, cache)
+    job = prepare_job(space, inputs, cache, log, full_length=True)
     with_steps_for(job, length)
     space = job.space
     transfer = len(job.data.train) - inputs.train_examples

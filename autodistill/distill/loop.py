@@ -42,6 +42,13 @@ class TrainingSet(Protocol):
 
 # (student outputs, batch on the device, λ, T) → the loss and its parts: the task's distillation loss.
 LossStep = Callable[[Any, dict[str, torch.Tensor], float, float], LossParts]
+# (student, batch on the device, output_hidden_states) → the outputs the loss step reads: the task's
+# forward pass (a causal LM's leaves out its output layer, which its loss applies in chunks).
+Forward = Callable[[Any, dict[str, torch.Tensor], bool], Any]
+
+
+def plain_forward(student: Any, batch: dict[str, torch.Tensor], output_hidden_states: bool) -> Any:
+    return student(**{k: batch[k] for k in MODEL_INPUTS}, output_hidden_states=output_hidden_states)
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,7 @@ def distill(
     hidden: HiddenMatch | None = None,
     attention: AttentionMatch | None = None,
     sync_steps: Collection[int] = (),
+    forward: Forward = plain_forward,
 ) -> TrainResult:
     """Train ``student`` for ``recipe.steps`` steps on the task's distillation loss (plus the
     hidden-state loss).
@@ -144,6 +152,7 @@ def distill(
             ``recipe.attention_weight`` > 0.
         sync_steps: steps at which the losses are copied to the host too, e.g. the checkpoints at which
             ``on_step`` evaluates the student: a non-finite loss fails the run before that.
+        forward: the task's forward pass (``Task.forward``); the student called on the batch by default.
 
     Returns:
         Every step's loss and parts (copied to the host in batches; the record is complete).
@@ -193,7 +202,7 @@ def distill(
             cursor += recipe.batch_size
             batch = to_device(train.batch(index), device)
             with autocast(device):
-                outputs = student(**{k: batch[k] for k in MODEL_INPUTS}, output_hidden_states=use_hidden)
+                outputs = forward(student, batch, use_hidden)
             outputs = _in_float32(outputs)
             parts = loss_step(outputs, batch, recipe.lam, recipe.temperature)
             loss, hidden_part = parts.total, zero
@@ -238,7 +247,8 @@ def distill(
 def _in_float32(outputs: Any) -> Any:
     """The student's outputs with float32 logits and hidden states, whatever ``autocast`` made them: the
     losses are computed in float32. On float32 outputs (the CPU) ``.float()`` returns the same tensors."""
-    outputs.logits = outputs.logits.float()
+    if outputs.logits is not None:  # None: a causal LM's loss computes them in chunks, in float32
+        outputs.logits = outputs.logits.float()
     if getattr(outputs, "hidden_states", None) is not None:
         outputs.hidden_states = tuple(state.float() for state in outputs.hidden_states)
     return outputs

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 
 class LossParts(NamedTuple):
@@ -222,6 +224,9 @@ def topk_distillation_loss(
     lam: float,
     temperature: float,
     tail_entropy: torch.Tensor | None = None,
+    *,
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    chunk: int | None = None,
 ) -> LossParts:
     """(1-λ)·CE(next token) + λ·T²·KL(teacher_T ‖ student_T), with both distributions over k+1 buckets:
     the teacher's top-k tokens at each position, and one bucket for the rest of the vocabulary (the tail).
@@ -254,6 +259,12 @@ def topk_distillation_loss(
         temperature: T > 0.
         tail_entropy: [batch, tokens] the entropy (nats) of the teacher's tail, normalised; None takes
             the tail as one token.
+        head: with it, ``student_logits`` are the student's last hidden states [batch, tokens, width] and
+            ``head`` maps rows of them to float32 logits [n, vocab] (its output layer), applied ``chunk``
+            positions at a time so that only one chunk's logits exist at once (``tasks.causal_lm.heads``).
+        chunk: positions per chunk; None: all at once. With several chunks under autograd each chunk is
+            checkpointed (its logits are computed again in the backward pass instead of kept), so the
+            memory of the backward pass is bounded by a chunk too.
 
     Returns:
         LossParts(total, hard, soft), scalars averaged over the positions with a target; ``hard`` is
@@ -262,24 +273,60 @@ def topk_distillation_loss(
     targets, valid = next_token_targets(labels, mask)
     if not bool(valid.any()):
         return _no_target(student_logits)
-    student = student_logits[:, :-1][valid].float()  # [targets, vocab]
+    rows = student_logits[:, :-1][valid]  # [targets, vocab], or [targets, width] with a head
     index = topk_indices[:, :-1][valid].long()  # [targets, k]
-    teacher_top = topk_values[:, :-1][valid].detach().float()
-    teacher_rest = topk_rest[:, :-1][valid].detach().float()  # [targets]
-    hard = F.cross_entropy(student, targets[valid])
+    teacher_top = topk_values[:, :-1][valid].detach()
+    teacher_rest = topk_rest[:, :-1][valid].detach()  # [targets]
+    entropy = tail_entropy[:, :-1][valid].detach() if tail_entropy is not None else None
+    target_rows = targets[valid]
+    to_logits = head if head is not None else _as_float
+    n = rows.shape[0]
+    step = chunk or n
+    checkpointed = n > step and torch.is_grad_enabled()
+    hard, kl = rows.new_zeros((), dtype=torch.float32), rows.new_zeros((), dtype=torch.float32)
+    for start in range(0, n, step):
+        part = slice(start, start + step)
+        args = (to_logits, rows[part], index[part], teacher_top[part], teacher_rest[part], target_rows[part])
+        extra = (entropy[part] if entropy is not None else None, temperature)
+        if checkpointed:
+            sums = checkpoint(_topk_sums, *args, *extra, use_reentrant=False)
+        else:
+            sums = _topk_sums(*args, *extra)
+        hard, kl = hard + sums[0], kl + sums[1]
+    hard, soft = hard / n, temperature**2 * kl / n
+    return LossParts(total=(1.0 - lam) * hard + lam * soft, hard=hard, soft=soft)
 
+
+def _as_float(logits: torch.Tensor) -> torch.Tensor:
+    return logits.float()  # the same tensor when it is float32 already
+
+
+def _topk_sums(
+    to_logits: Callable[[torch.Tensor], torch.Tensor],
+    rows: torch.Tensor,
+    index: torch.Tensor,
+    teacher_top: torch.Tensor,
+    teacher_rest: torch.Tensor,
+    targets: torch.Tensor,
+    tail_entropy: torch.Tensor | None,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ cross-entropy, Σ bucketed KL) over ``rows`` (positions with a target): ``topk_distillation_loss``
+    for one chunk, as sums, so that chunks add up to the whole."""
+    student = to_logits(rows)  # [n, vocab] float32
+    hard = F.cross_entropy(student, targets, reduction="sum")
     scaled = student / temperature
     student_top = scaled.gather(-1, index)
     # exact tail: logsumexp of the logits outside the top k (computing 1 - Σ p_topk would cancel badly)
     student_tail = scaled.scatter(-1, index, _LOG_ZERO).logsumexp(dim=-1, keepdim=True)
     student_log_p = F.log_softmax(torch.cat([student_top, student_tail], dim=-1), dim=-1)
 
+    teacher_rest = teacher_rest.float()
     log_rest = torch.where(teacher_rest > 0, teacher_rest.clamp_min(1e-45).log(), _LOG_ZERO)
     teacher_tail = log_rest / temperature
     if tail_entropy is not None:
-        teacher_tail = teacher_tail + (1.0 - 1.0 / temperature) * tail_entropy[:, :-1][valid].detach().float()
-    teacher_buckets = torch.cat([teacher_top / temperature, teacher_tail[:, None]], dim=-1)
+        teacher_tail = teacher_tail + (1.0 - 1.0 / temperature) * tail_entropy.float()
+    teacher_buckets = torch.cat([teacher_top.float() / temperature, teacher_tail[:, None]], dim=-1)
     teacher_log_p = F.log_softmax(teacher_buckets, dim=-1)
-    kl = F.kl_div(student_log_p, teacher_log_p, reduction="batchmean", log_target=True)
-    soft = temperature**2 * kl
-    return LossParts(total=(1.0 - lam) * hard + lam * soft, hard=hard, soft=soft)
+    kl = F.kl_div(student_log_p, teacher_log_p, reduction="sum", log_target=True)
+    return hard, kl

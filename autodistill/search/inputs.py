@@ -5,6 +5,8 @@ problem is collected, so a user with three mistakes hears of three.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from autodistill.config.schema import SpaceConfig, upper_bound
 from autodistill.distill.student import (
     StudentArch,
@@ -17,11 +19,11 @@ from autodistill.distill.student import (
 from autodistill.tasks import TaskInputs, get_task
 
 
-def inspect_inputs(space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
+def inspect_inputs(space: SpaceConfig, cache_dir: Path | None = None) -> tuple[TaskInputs | None, list[str]]:
     """Read the teacher's config and the dataset (through the space's task), and check they fit each
-    other, the space and this machine."""
+    other, the space and this machine; what earlier runs cached under ``cache_dir`` is read, not written."""
     device = latency_device_problem(space)
-    inputs, problems = _inspect_inputs(space)
+    inputs, problems = _inspect_inputs(space, cache_dir)
     return (None, [device, *problems]) if device else (inputs, problems)
 
 
@@ -37,8 +39,8 @@ def latency_device_problem(space: SpaceConfig) -> str | None:
     return None
 
 
-def _inspect_inputs(space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
-    inputs, problems = get_task(space).inspect(space)
+def _inspect_inputs(space: SpaceConfig, cache_dir: Path | None) -> tuple[TaskInputs | None, list[str]]:
+    inputs, problems = get_task(space).inspect(space, cache_dir)
     if inputs is None:
         return None, problems
     try:

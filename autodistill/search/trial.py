@@ -159,6 +159,7 @@ def run_trial(
         hidden,
         attention,
         checkpoints,  # the losses reach the host before a checkpoint: a non-finite one fails the trial first
+        task.forward,
     )
     start = time.perf_counter()
     quality = task.evaluate(student, job.data.validation, space.train.eval_batch_size, job.device)

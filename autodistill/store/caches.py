@@ -33,13 +33,27 @@ def teacher_fingerprint(ref: str) -> str:
     return short_hash(files)
 
 
+# SHA-256 of each file this process hashed, by where it is and what the file system says of it: a 5 GB
+# teacher is read once per process (about 25 s), not once per fingerprint that names it.
+_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+
+
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in chunks (hashlib.file_digest needs Python 3.11)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """SHA-256 of a file's bytes, read in chunks (hashlib.file_digest needs Python 3.11), once per process.
+
+    Read again when the file's device, inode, size, modification or change time (ns) changed: a file
+    rewritten in place, or replaced by another (a teacher retrained into the same directory), is hashed
+    afresh, even when its size and modification time were put back (the change time cannot be).
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
 
 
 # How each kind of cached value is read back and written: tensors (torch, weights only) or JSON.

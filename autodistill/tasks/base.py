@@ -60,9 +60,12 @@ class Task(Protocol):
         """The transformers Auto class that builds, exports and reloads a student."""
         ...
 
-    def inspect(self, space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
+    def inspect(
+        self, space: SpaceConfig, cache_dir: Path | None = None
+    ) -> tuple[TaskInputs | None, list[str]]:
         """Check the teacher and the dataset against each other and the space, loading no weights;
-        every problem is returned, one line each naming the flag or key."""
+        every problem is returned, one line each naming the flag or key. What an earlier run cached under
+        ``cache_dir`` may be read (tokens); nothing is written."""
         ...
 
     def load_teacher(self, space: SpaceConfig) -> tuple[Any, Any]:
@@ -82,6 +85,10 @@ class Task(Protocol):
     ) -> TaskData:
         """Tokenise the examples once and compute (or reuse) the teacher's targets on them; with
         ``transfer``, the training examples include the space's transfer set (where the task has one)."""
+        ...
+
+    def forward(self, model: Any, batch: dict[str, Any], output_hidden_states: bool) -> Any:
+        """A student's forward pass on a training ``batch``: the outputs ``loss`` reads."""
         ...
 
     def loss(self, outputs: Any, batch: dict[str, Any], lam: float, temperature: float) -> LossParts:

@@ -22,6 +22,8 @@ but its document's topic is not. The token blocks are cached by content, tokeniz
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,9 @@ import torch
 from autodistill.config.schema import DatasetSpec
 from autodistill.data.sources import FILE_BUILDERS, DataError, load_raw, pick_column
 from autodistill.store.caches import cached
+from autodistill.util.files import compute_once
 from autodistill.util.hashing import short_hash
+from autodistill.util.leftovers import temporary_prefix
 from autodistill.util.paths import looks_local
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -216,13 +220,16 @@ def plan_split(blocks: int, spec: DatasetSpec, max_length: int, exact: bool = Tr
     return validation, test
 
 
-def inspect_lm_text(spec: DatasetSpec, max_length: int, tokenizer: Any = None) -> TextFacts:
+def inspect_lm_text(
+    spec: DatasetSpec, max_length: int, tokenizer: Any = None, cache_dir: Path | None = None
+) -> TextFacts:
     """Check the dataset and its text column, and that its blocks can be split, loading no model.
 
     Without ``tokenizer`` the number of blocks is bounded from above (a token covers at least one
     UTF-8 byte; a document adds at most an end-of-sequence token and a word-start marker), so only a
-    corpus that is surely too small is refused; with it the count is exact (and the tokens cached
-    nowhere: this is a check).
+    corpus that is surely too small is refused; with it the count is exact: from the token stream that
+    an earlier search cached under ``cache_dir``, else tokenised here and stored nowhere (this is a check:
+    ``validate`` writes nothing).
 
     Raises:
         DataError: everything ``read_corpus`` raises; too few blocks for the splits.
@@ -230,7 +237,7 @@ def inspect_lm_text(spec: DatasetSpec, max_length: int, tokenizer: Any = None) -
     corpus = read_corpus(spec)
     characters = sum(len(d) for d in corpus.documents)
     if tokenizer is not None:
-        blocks = len(_token_stream(corpus.documents, tokenizer)) // max_length
+        blocks = len(token_stream(corpus, tokenizer, cache_dir, write=False)) // max_length
     else:
         upper = sum(len(d.encode("utf-8")) for d in corpus.documents) + 2 * len(corpus.documents)
         blocks = upper // max_length
@@ -258,11 +265,47 @@ def _eos(tokenizer: Any) -> int:
     return int(eos)
 
 
-def _token_stream(documents: list[str], tokenizer: Any) -> list[int]:
+def _token_stream(documents: list[str], tokenizer: Any) -> Any:
+    """The documents' tokens, each document followed by the end-of-sequence token, as one int32 array.
+
+    ``datasets.map(batched=True)`` tokenises a thousand documents at a time into Arrow (4 bytes a token),
+    never the Python lists of every token (about 36 bytes a token) of a whole-corpus call.
+    """
+    return _stream_of(_tokenised(documents, tokenizer, None))
+
+
+def _tokenised(documents: list[str], tokenizer: Any, cache_file: str | None) -> Any:
+    """A ``datasets.Dataset`` with one row per document: its token ids then the end-of-sequence token,
+    written to ``cache_file`` (Arrow, read back memory-mapped) or kept in memory."""
+    from datasets import Dataset, Features, Sequence, Value
+
     eos = _eos(tokenizer)
-    # verbose=False: whole documents are longer than the model's context, and are meant to be
-    encoded = tokenizer(documents, add_special_tokens=False, verbose=False)["input_ids"]
-    return [token for ids in encoded for token in (*ids, eos)]
+
+    def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
+        # verbose=False: whole documents are longer than the model's context, and are meant to be
+        ids = tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]
+        return {"input_ids": [[*tokens, eos] for tokens in ids]}
+
+    return Dataset.from_dict({"text": documents}).map(
+        encode,
+        batched=True,
+        batch_size=1000,
+        remove_columns=["text"],
+        features=Features({"input_ids": Sequence(Value("int32"))}),
+        cache_file_name=cache_file,
+        keep_in_memory=cache_file is None,
+        load_from_cache_file=False,  # ours decides: compute_once below, under a lock, by content
+    )
+
+
+def _stream_of(tokenised: Any) -> Any:
+    """The concatenated token ids of a ``_tokenised`` dataset as a numpy int32 array: a view of its Arrow
+    buffers (the memory-mapped file) when they are one chunk, else one copy."""
+    import pyarrow as pa
+
+    column = tokenised.data.column("input_ids")
+    lists = column.chunk(0) if column.num_chunks == 1 else pa.concat_arrays(column.chunks)
+    return lists.flatten().to_numpy(zero_copy_only=False)
 
 
 def tokenizer_identity(tokenizer: Any) -> str:
@@ -272,14 +315,52 @@ def tokenizer_identity(tokenizer: Any) -> str:
     return short_hash(definition, getattr(tokenizer, "eos_token_id", None))
 
 
+def token_stream(corpus: Corpus, tokenizer: Any, cache_dir: Path | None, write: bool = True) -> Any:
+    """The corpus's token stream (``_token_stream``), tokenised once per content and tokenizer: cached as
+    ``lm-tokens-KEY.arrow`` under ``cache_dir`` and read back memory-mapped by every later ``validate``,
+    ``search``, ``train`` and worker, whatever their block length.
+
+    With ``write=False`` (``validate`` and the checks before a search, which write nothing) a cached
+    stream is read, and a missing one is computed in memory and not stored.
+    """
+    from datasets import Dataset
+
+    if cache_dir is None:
+        return _token_stream(corpus.documents, tokenizer)
+    path = cache_dir / f"lm-tokens-{short_hash([corpus.fingerprint, tokenizer_identity(tokenizer)])}.arrow"
+
+    def load(p: Path) -> Any:
+        return _stream_of(Dataset.from_file(str(p))) if p.is_file() else None
+
+    if not write:
+        stream = load(path)
+        return stream if stream is not None else _token_stream(corpus.documents, tokenizer)
+    written: list[str] = []
+
+    def compute() -> Any:
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=temporary_prefix(path), suffix=".tmp")
+        os.close(fd)
+        written.append(tmp)
+        return _stream_of(_tokenised(corpus.documents, tokenizer, tmp))
+
+    def save(_stream: Any, p: Path) -> None:
+        os.replace(written[0], p)  # whole, or not at all: datasets wrote the temporary to its end
+
+    try:
+        return compute_once(path, load, save, compute)
+    finally:
+        for tmp in written:
+            Path(tmp).unlink(missing_ok=True)
+
+
 def token_blocks(corpus: Corpus, tokenizer: Any, max_length: int, cache_dir: Path | None) -> torch.Tensor:
     """All blocks of the corpus, [N, max_length] int64 in stream order, cached under ``cache_dir``
-    by content, tokenizer and length."""
+    by content, tokenizer and length (the stream they are cut from is cached too: ``token_stream``)."""
 
     def compute() -> torch.Tensor:
-        stream = _token_stream(corpus.documents, tokenizer)
+        stream = token_stream(corpus, tokenizer, cache_dir)
         n = len(stream) // max_length
-        return torch.tensor(stream[: n * max_length], dtype=torch.long).view(n, max_length)
+        return torch.from_numpy(stream[: n * max_length].astype("int64")).view(n, max_length)
 
     if cache_dir is None:
         return compute()

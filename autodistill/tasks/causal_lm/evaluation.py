@@ -10,11 +10,14 @@ import torch.nn.functional as F
 
 from autodistill.distill.loss import next_token_targets
 from autodistill.tasks.causal_lm.data import Blocks
+from autodistill.tasks.causal_lm.heads import chunk_positions, headless, logits_of, position_rows
 from autodistill.util.devices import autocast, to_device
 
 
 @torch.no_grad()
-def perplexity(model: Any, blocks: Blocks, batch_size: int, device: str) -> float:
+def perplexity(
+    model: Any, blocks: Blocks, batch_size: int, device: str, chunk_tokens: int | None = None
+) -> float:
     """exp of the mean next-token cross-entropy over every target token of every block.
 
     Each block of L tokens has L-1 targets (position t predicts token t+1; a block does not see the
@@ -22,19 +25,25 @@ def perplexity(model: Any, blocks: Blocks, batch_size: int, device: str) -> floa
     per-block losses transformers reports, weighted by their target counts, then exponentiated.
     Summed in float64 so thousands of blocks add up without rounding drift, on the device: the sums are
     copied to the host once, at the end, not at every batch. The forward passes
-    run under ``autocast`` (bfloat16 on a GPU when the job enables it), the cross-entropy in float32.
+    run under ``autocast`` (bfloat16 on a GPU when the job enables it), the cross-entropy in float32, on
+    ``chunk_positions`` positions at a time (``heads``): memory is set by the chunk, not by batch × length
+    × vocabulary.
     """
     model.eval().to(device)
+    step = chunk_positions(model.config.vocab_size, chunk_tokens)
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.long, device=device)
     for start in range(0, len(blocks), batch_size):
         batch = to_device(blocks.batch(torch.arange(start, min(start + batch_size, len(blocks)))), device)
         ids, mask = batch["input_ids"], batch["attention_mask"]
         with autocast(device):
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            outputs = headless(model, ids, mask)
         targets, valid = next_token_targets(batch["labels"], mask)
-        losses = F.cross_entropy(logits[:, :-1][valid].float(), targets[valid], reduction="sum")
-        total += losses.double()
+        rows, target_rows = position_rows(outputs)[:, :-1][valid], targets[valid]
+        for start in range(0, rows.shape[0], step):
+            part = slice(start, start + step)
+            logits = logits_of(outputs, rows[part])
+            total += F.cross_entropy(logits, target_rows[part], reduction="sum").double()
         count += valid.sum()
     if int(count) == 0:
         raise ValueError("perplexity: no target tokens (blocks of one token, or none); use longer blocks")

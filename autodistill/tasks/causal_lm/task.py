@@ -22,6 +22,13 @@ from autodistill.tasks.base import TaskData, TaskInputs
 from autodistill.tasks.card import CardText, model_card
 from autodistill.tasks.causal_lm.data import LmData, inspect_lm_text, load_lm_text, tensor_hash
 from autodistill.tasks.causal_lm.evaluation import generate_sample, perplexity
+from autodistill.tasks.causal_lm.heads import (
+    HeadlessOutputs,
+    chunk_positions,
+    headless,
+    logits_of,
+    position_rows,
+)
 from autodistill.tasks.causal_lm.topk import TopkBatches, teacher_topk
 from autodistill.tasks.teachers import TeacherError, load_pretrained, read_teacher_config
 
@@ -56,16 +63,21 @@ class CausalLM:
     direction: Literal["maximize", "minimize"] = "minimize"
     exports_onnx = False  # a decoder with its KV cache is not the single-pass graph export_onnx checks
 
+    def __init__(self, chunk_tokens: int | None = None) -> None:
+        self.chunk_tokens = chunk_tokens  # positions whose logits are held at once (``heads``)
+
     @classmethod
     def for_space(cls, space: SpaceConfig) -> CausalLM:
-        return cls()
+        return cls(space.train.chunk_tokens)
 
     def auto_class(self) -> Any:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM
 
-    def inspect(self, space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
+    def inspect(
+        self, space: SpaceConfig, cache_dir: Path | None = None
+    ) -> tuple[TaskInputs | None, list[str]]:
         from transformers import AutoTokenizer
 
         problems: list[str] = []
@@ -92,7 +104,7 @@ class CausalLM:
             )
         facts = None
         try:
-            facts = inspect_lm_text(space.dataset, space.train.max_length, tokenizer)
+            facts = inspect_lm_text(space.dataset, space.train.max_length, tokenizer, cache_dir)
         except (DataError, ValueError) as exc:
             problems.append(str(exc).splitlines()[0])
         if problems or config is None or facts is None:
@@ -134,7 +146,15 @@ class CausalLM:
         )
         key = [teacher_fingerprint(str(space.teacher)), data.fingerprint]
         targets = teacher_topk(
-            teacher, data.train, space.distill.top_k, space.train.eval_batch_size, device, cache_dir, key, log
+            teacher,
+            data.train,
+            space.distill.top_k,
+            space.train.eval_batch_size,
+            device,
+            cache_dir,
+            key,
+            log,
+            self.chunk_tokens,
         )
         return TaskData(
             train=TopkBatches(data.train, targets),
@@ -145,9 +165,14 @@ class CausalLM:
             evaluation_key=[key[0], tensor_hash(data.validation.input_ids, data.test.input_ids)],
         )
 
+    def forward(self, model: Any, batch: dict[str, Any], output_hidden_states: bool) -> Any:
+        """The student without its output layer (``heads.headless``): the loss applies it in chunks."""
+        return headless(model, batch["input_ids"], batch["attention_mask"], output_hidden_states)
+
     def loss(self, outputs: Any, batch: dict[str, Any], lam: float, temperature: float) -> LossParts:
+        chunked = isinstance(outputs, HeadlessOutputs)
         return topk_distillation_loss(
-            outputs.logits,
+            position_rows(outputs),
             batch["topk_indices"],
             batch["topk_values"],
             batch["topk_rest"],
@@ -156,13 +181,15 @@ class CausalLM:
             lam,
             temperature,
             batch["topk_tail_entropy"],  # the tail as e^H tokens: far closer than one token at T > 1
+            head=(lambda rows: logits_of(outputs, rows)) if chunked else None,
+            chunk=chunk_positions(outputs.head.weight.shape[0], self.chunk_tokens) if chunked else None,
         )
 
     def measure_latency(self, model: Any, spec: LatencySpec) -> Latency:
         return decode_latency(model, spec)
 
     def evaluate(self, model: Any, data: Any, batch_size: int, device: str) -> float:
-        return perplexity(model, data, batch_size, device)
+        return perplexity(model, data, batch_size, device, self.chunk_tokens)
 
     def samples(self, model: Any, tokenizer: Any) -> dict[str, str]:
         """A greedy continuation of a short prompt: what the student writes, for MLflow and the report."""

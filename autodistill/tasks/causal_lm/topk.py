@@ -20,7 +20,11 @@ import torch
 
 from autodistill.store.caches import cached
 from autodistill.tasks.causal_lm.data import Blocks
+from autodistill.tasks.causal_lm.heads import chunk_positions, headless, logits_of, position_rows
 from autodistill.util.devices import autocast, to_device
+
+# A finite stand-in for log 0 in the tail: exp gives exactly 0, and 0 · it is 0, where -inf would give nan.
+_LOG_ZERO = -1e30
 
 
 def topk_from_logits(
@@ -44,14 +48,24 @@ def topk_from_logits(
         raise ValueError(
             f"top_k: {k} is outside 1..{vocab} (the teacher's vocabulary); choose a k in that range"
         )
-    log_p = torch.log_softmax(logits.float(), dim=-1)
-    values, indices = log_p.topk(k, dim=-1)
-    tail = log_p.scatter(-1, indices, float("-inf"))
-    log_rest = tail.logsumexp(dim=-1, keepdim=True)  # -inf for an empty tail
-    log_q = tail - log_rest
-    q = log_q.exp()  # 0 in the top k; nan everywhere for an empty tail (-inf - -inf)
-    entropy = -torch.where(q > 0, q * log_q, 0.0).sum(dim=-1)
-    return indices.to(torch.int32), values, log_rest.squeeze(-1).exp(), entropy
+    # Two vocabulary-wide copies besides the float32 logits (the tail, then its probabilities), not the
+    # seven a log-softmax-first version made: the top k of the logits are those of the log-probabilities.
+    z = logits.float()
+    top, indices = z.topk(k, dim=-1)
+    # log Σ exp(z) as the max plus the log of a sum near 1, and every log-probability as (z - max) minus
+    # that log: z - logsumexp(z) would cancel to noise for a token of log-probability near 0
+    high = top[..., :1]
+    log_sum = (z - high).exp_().sum(dim=-1, keepdim=True).log_()
+    if k == vocab:  # an empty tail: no mass, no entropy
+        zeros = torch.zeros(z.shape[:-1], dtype=torch.float32, device=z.device)
+        return indices.to(torch.int32), (top - high) - log_sum, zeros, zeros
+    log_q = z.scatter(-1, indices, _LOG_ZERO)  # the tail's logits; the top k get (finite) nothing
+    log_tail = log_q.logsumexp(dim=-1, keepdim=True)
+    log_q -= log_tail  # log q: the tail renormalised
+    q_log_q = log_q.exp().mul_(log_q)  # q = 0 in the top k, and 0 · (-1e30) = 0; in place: no third copy
+    entropy = -q_log_q.sum(dim=-1)  # summed, not a matrix product: a dot product over 128k terms drifts
+    rest = ((log_tail - high) - log_sum).squeeze(-1).exp()
+    return indices.to(torch.int32), (top - high) - log_sum, rest, entropy
 
 
 @dataclass
@@ -69,13 +83,16 @@ class TopkTargets:
 
 
 @torch.no_grad()
-def compute_topk(teacher: Any, blocks: Blocks, k: int, batch_size: int, device: str) -> TopkTargets:
+def compute_topk(
+    teacher: Any, blocks: Blocks, k: int, batch_size: int, device: str, chunk_tokens: int | None = None
+) -> TopkTargets:
     """Run ``teacher`` (eval mode, no gradients) over ``blocks`` in batches and keep its top-k targets.
 
     Position t's targets are the teacher's distribution of token t+1; the last position's are kept too,
     so every tensor lines up with ``blocks.input_ids`` (the loss drops it in the causal shift). The
     forward passes run under ``autocast`` (bfloat16 on a GPU when the job enables it); the top k are
-    taken in float32.
+    taken in float32, ``chunk_positions`` positions at a time (``heads``): a chunk's logits and their
+    working copies are all the memory it takes beyond the cache itself.
     """
     n, length = blocks.input_ids.shape
     indices = torch.empty(n, length, k, dtype=torch.int32)
@@ -83,14 +100,22 @@ def compute_topk(teacher: Any, blocks: Blocks, k: int, batch_size: int, device: 
     rest = torch.empty(n, length, dtype=torch.float32)
     entropy = torch.empty(n, length, dtype=torch.float32)
     teacher.eval().to(device)
+    step = chunk_positions(teacher.config.vocab_size, chunk_tokens)
+    # flat views: a batch's positions are consecutive rows of them
+    flat = indices.view(-1, k), values.view(-1, k), rest.view(-1), entropy.view(-1)
     for start in range(0, n, batch_size):
         index = torch.arange(start, min(start + batch_size, n))
         batch = to_device(blocks.batch(index), device)
         with autocast(device):
-            logits = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        top, log_p, tail, tail_entropy = topk_from_logits(logits, k)
-        indices[index], values[index] = top.cpu(), log_p.to(torch.float16).cpu()
-        rest[index], entropy[index] = tail.cpu(), tail_entropy.cpu()
+            outputs = headless(teacher, batch["input_ids"], batch["attention_mask"])
+            rows = position_rows(outputs).flatten(0, 1)  # [batch × L, width or vocab]
+            for first in range(0, rows.shape[0], step):
+                top, log_p, tail, tail_entropy = topk_from_logits(
+                    logits_of(outputs, rows[first : first + step]), k
+                )
+                at = slice(start * length + first, start * length + first + top.shape[0])
+                flat[0][at], flat[1][at] = top.cpu(), log_p.to(torch.float16).cpu()
+                flat[2][at], flat[3][at] = tail.cpu(), tail_entropy.cpu()
     return TopkTargets(indices=indices, values=values, rest=rest, tail_entropy=entropy)
 
 
@@ -103,12 +128,15 @@ def teacher_topk(
     cache_dir: Path,
     key_parts: list[Any],
     log: Callable[[str], None],
+    chunk_tokens: int | None = None,
 ) -> TopkTargets:
     """The teacher's top-k targets on ``blocks``, computed once per key and stored atomically.
 
     Args:
         key_parts: what identifies the teacher and the blocks, e.g. ``[teacher_fingerprint(ref),
             LmData.fingerprint]``; k and the block length are added here.
+        chunk_tokens: positions whose logits are held at once (``heads.chunk_positions``); not part of the
+            key: any chunk gives the same targets up to float rounding.
     """
     n, length = blocks.input_ids.shape
 
@@ -118,7 +146,7 @@ def teacher_topk(
             f"teacher: computing its top-{k} next-token targets on {n} blocks of {length} tokens "
             f"({size:.0f} MB, once, cached) on {device}"
         )
-        return vars(compute_topk(teacher, blocks, k, batch_size, device))
+        return vars(compute_topk(teacher, blocks, k, batch_size, device, chunk_tokens))
 
     # "with tail_entropy": a cache written before the tail's entropy was kept is not read as one
     key = [*key_parts, "top_k", k, "max_length", length, "with tail_entropy"]

@@ -16,6 +16,7 @@ import torch
 
 from autodistill.config.schema import LatencySpec, SpaceConfig
 from autodistill.data.sources import DataError
+from autodistill.distill.loop import plain_forward
 from autodistill.distill.loss import LossParts, distillation_loss
 from autodistill.measure.latency import Latency, measure_latency
 from autodistill.store.caches import cached, teacher_fingerprint
@@ -75,7 +76,9 @@ class SequenceClassification:
 
         return AutoModelForSequenceClassification
 
-    def inspect(self, space: SpaceConfig) -> tuple[TaskInputs | None, list[str]]:
+    def inspect(
+        self, space: SpaceConfig, cache_dir: Path | None = None
+    ) -> tuple[TaskInputs | None, list[str]]:
         problems: list[str] = []
         teacher = None
         try:
@@ -164,6 +167,9 @@ class SequenceClassification:
             key=key,
             evaluation_key=[key[0], fingerprint(data.validation, data.test), max_length],
         )
+
+    def forward(self, model: Any, batch: dict[str, Any], output_hidden_states: bool) -> Any:
+        return plain_forward(model, batch, output_hidden_states)
 
     def loss(self, outputs: Any, batch: dict[str, Any], lam: float, temperature: float) -> LossParts:
         return distillation_loss(outputs.logits, batch["teacher_logits"], batch["labels"], lam, temperature)

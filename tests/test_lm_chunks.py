@@ -120,3 +120,30 @@ def test_a_trial_trains_the_same_through_the_chunked_head() -> None:
     assert results[0].losses == pytest.approx(results[1].losses, rel=1e-5)
     for mine, theirs in zip(students[0].parameters(), students[1].parameters(), strict=True):
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)
+
+
+def test_a_bf16_checkpoint_runs_in_bf16_only_where_half_precision_runs(tmp_path: Any) -> None:
+    """Issue 25, teacher precision: a bfloat16 checkpoint on a GPU with bfloat16 runs its inference in
+    bfloat16; float32 everywhere else (the CPU, a float32 checkpoint, train.mixed_precision off)."""
+    from autodistill.tasks.teachers import inference_dtype
+    from autodistill.util.devices import half_precision_on
+
+    tiny_lm(VOCAB).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    tiny_lm(VOCAB).save_pretrained(tmp_path / "fp32")
+    assert inference_dtype(str(tmp_path / "bf16"), False, half_precision=True) == "bfloat16"
+    assert inference_dtype(str(tmp_path / "bf16"), False, half_precision=False) == "float32"
+    assert inference_dtype(str(tmp_path / "fp32"), False, half_precision=True) == "float32"
+    assert not half_precision_on("cpu")
+
+
+def test_a_bf16_teacher_gives_top_k_targets_in_the_cache_dtypes() -> None:
+    """The chunked head runs in the teacher's dtype and the targets come out float16/float32 as before,
+    close to the float32 teacher's."""
+    data = blocks()
+    exact = compute_topk(tiny_lm(VOCAB, seed=1), data, k=8, batch_size=4, device="cpu", chunk_tokens=7)
+    half = compute_topk(
+        tiny_lm(VOCAB, seed=1).to(torch.bfloat16), data, k=8, batch_size=4, device="cpu", chunk_tokens=7
+    )
+    assert half.values.dtype == torch.float16 and half.rest.dtype == torch.float32
+    assert (half.indices[..., 0] == exact.indices[..., 0]).float().mean() > 0.9  # bfloat16 may swap near ties
+    torch.testing.assert_close(half.values[..., 0], exact.values[..., 0], rtol=0.05, atol=0.05)

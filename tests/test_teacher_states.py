@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, BertConfig
 
@@ -55,6 +56,39 @@ def test_cached_states_equal_live_ones_on_real_tokens(tmp_path: Path) -> None:
         teacher, data, [0, 2], 8, "cpu", tmp_path, ["key"], print
     )  # read back, not recomputed
     assert torch.equal(again.cached, cached.cached)
+
+
+def test_states_past_the_memory_limit_go_to_a_mapped_file_not_a_live_teacher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25: a cache larger than CACHE_LIMIT_BYTES is written into a raw file on disk and read
+    memory-mapped (the same states as in memory, computed once); only a disk without room runs live."""
+    import importlib
+    import shutil
+
+    module = importlib.import_module("autodistill.distill.teacher_states")  # the package exports a function
+
+    teacher, data = tiny_teacher(), examples()
+    in_memory = teacher_states(teacher, data, [0, 2], 8, "cpu", tmp_path / "memory", ["key"], print)
+    monkeypatch.setattr(module, "CACHE_LIMIT_BYTES", 1)
+    mapped = teacher_states(teacher, data, [0, 2], 8, "cpu", tmp_path / "disk", ["key"], print)
+    assert mapped.source == "cache"
+    assert sorted(p.suffix for p in (tmp_path / "disk").iterdir()) == [".f16", ".lock"]  # no temporary left
+    assert torch.equal(mapped.cached, in_memory.cached) and torch.equal(mapped.offsets, in_memory.offsets)
+    index = torch.tensor([3, 0, 17])
+    for a, b in zip(mapped.batch(index, [2, 0], "cpu"), in_memory.batch(index, [2, 0], "cpu"), strict=True):
+        assert torch.equal(a, b)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(module, "compute_states", refuse)
+    again = teacher_states(teacher, data, [0, 2], 8, "cpu", tmp_path / "disk", ["key"], print)
+    assert torch.equal(again.cached, in_memory.cached)
+    full = shutil.disk_usage(tmp_path)._replace(free=0)
+    monkeypatch.setattr(module.shutil, "disk_usage", lambda _: full)
+    live = teacher_states(teacher, data, [0, 2], 8, "cpu", tmp_path / "full", ["key"], print)
+    assert live.source == "live"
 
 
 def test_hidden_loss_trains_a_narrower_student(tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ def projections_on(modules: list[Any], device: str) -> list[Any]:
     """Frozen copies of the teacher's last-layer projections (``last_layer_projections``) on ``device``,
     for ``AttentionMatch``: moving the teacher's own modules would move part of the teacher, which
     stays on the CPU between its passes. Three small matrices: copied once per trial."""
-    return [copy.deepcopy(module).to(device).eval().requires_grad_(False) for module in modules]
+    # float32 like the student's states, whatever the teacher runs in (bfloat16: ``inference_dtype``)
+    return [copy.deepcopy(module).to(device).float().eval().requires_grad_(False) for module in modules]
 
 
 @dataclass

@@ -3,13 +3,20 @@
 Caching runs the teacher once over the trial-visible training examples and keeps every layer's output
 for the real tokens only (no padding), in float16, ragged: [tokens, layers, width] plus each example's
 offset, for the layers some student can be matched to. A step then gathers its batch from memory instead
-of running the teacher forward (one indexing operation, not a loop over the batch's rows). When the
-cache would exceed ``CACHE_LIMIT_BYTES`` (full-length training on a large dataset) the teacher runs
-live instead, which costs a teacher forward pass per step (and keeps the teacher on the training device).
+of running the teacher forward (one indexing operation, not a loop over the batch's rows). A cache
+within ``CACHE_LIMIT_BYTES`` is computed in memory and saved whole; a larger one (full-length training on
+a large dataset) is written as it is computed straight into a raw float16 file on disk, mapped, and read
+memory-mapped, so memory never holds more of it than the pages in use, and the workers on one machine
+share those pages. Only when the disk lacks the room does the teacher run live instead, which costs a
+teacher forward pass per step (and keeps the teacher on the training device).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,8 +26,10 @@ import torch
 from autodistill.util.devices import autocast, move, to_device
 from autodistill.util.files import atomic_torch_save, compute_once, load_torch
 from autodistill.util.hashing import short_hash
+from autodistill.util.leftovers import temporary_prefix
 
-CACHE_LIMIT_BYTES = 4 * 2**30  # in memory during the search and on disk under cache/
+CACHE_LIMIT_BYTES = 4 * 2**30  # computed in memory up to this; past it, written to a mapped file
+DISK_MARGIN_BYTES = 2**30  # left free on the cache's disk by a mapped cache
 
 
 class TokenBatches(Protocol):
@@ -100,15 +109,28 @@ def token_rows(
     return offsets[index][:, None] + steps[None, :], steps[None, :] < lengths[:, None]
 
 
-@torch.no_grad()
-def compute_states(
-    teacher: Any, data: TokenBatches, layers: list[int], batch_size: int, device: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``layers``' outputs for every real token of ``data``: ([tokens, len(layers), width] fp16, offsets)."""
-    config = teacher.config
+def example_offsets(data: TokenBatches) -> torch.Tensor:
+    """[examples + 1]: each example's first row in the ragged cache, then the total."""
     offsets = torch.zeros(len(data) + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(data.lengths, 0)
-    states = torch.empty(int(offsets[-1]), len(layers), config.hidden_size, dtype=torch.float16)
+    return offsets
+
+
+@torch.no_grad()
+def compute_states(
+    teacher: Any,
+    data: TokenBatches,
+    layers: list[int],
+    batch_size: int,
+    device: str,
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``layers``' outputs for every real token of ``data``: ([tokens, len(layers), width] fp16, offsets),
+    written into ``out`` when given (e.g. a tensor mapped to a file)."""
+    config = teacher.config
+    offsets = example_offsets(data)
+    shape = (int(offsets[-1]), len(layers), config.hidden_size)
+    states = out if out is not None else torch.empty(*shape, dtype=torch.float16)
     teacher.eval().to(device)
     order = torch.argsort(data.lengths, descending=True)  # similar lengths together: little padding
     for start in range(0, len(data), batch_size):
@@ -137,11 +159,20 @@ def teacher_states(
     key_parts: list[Any],
     log: Any,
 ) -> TeacherStates:
-    """Cached states when they fit ``CACHE_LIMIT_BYTES`` (computed once per key, stored atomically),
-    else a provider that runs ``teacher`` per batch."""
+    """Cached states (computed once per key, stored atomically): in memory within ``CACHE_LIMIT_BYTES``,
+    else in a memory-mapped file (``mapped_states``); a provider that runs ``teacher`` per batch only
+    when the disk lacks the room for that file."""
     size = cache_bytes(data, len(layers), teacher.config.hidden_size)
     if size > CACHE_LIMIT_BYTES:
-        log(f"teacher: hidden states would take {size / 1e9:.1f} GB; computing them at each step instead")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        path = cache_dir / f"teacher-states-{short_hash([*key_parts, layers])}.f16"
+        if path.is_file() or shutil.disk_usage(cache_dir).free > size + DISK_MARGIN_BYTES:
+            states = mapped_states(teacher, data, layers, batch_size, device, path, log)
+            return TeacherStates(data=data, layers=layers, cached=states, offsets=example_offsets(data))
+        log(
+            f"teacher: hidden states would take {size / 1e9:.1f} GB, more than {cache_dir}'s disk has free; "
+            "computing them at each step instead"
+        )
         return TeacherStates(data=data, layers=layers, teacher=teacher)
 
     def compute() -> dict[str, torch.Tensor]:
@@ -155,3 +186,46 @@ def teacher_states(
     path = cache_dir / f"teacher-states-{short_hash([*key_parts, layers])}.pt"
     cached = compute_once(path, load_torch, atomic_torch_save, compute, log)
     return TeacherStates(data=data, layers=layers, cached=cached["states"], offsets=cached["offsets"])
+
+
+def mapped_states(
+    teacher: Any, data: TokenBatches, layers: list[int], batch_size: int, device: str, path: Path, log: Any
+) -> torch.Tensor:
+    """The states as a raw float16 file at ``path``, read memory-mapped ([tokens, len(layers), width]).
+
+    Computed once per key, under ``compute_once``'s lock: written batch by batch into a temporary file
+    beside ``path`` through a shared mapping (nothing but the pages in use is held in memory), then
+    renamed into place whole. Read back through a private mapping: pages come from the page cache, which
+    the workers on one machine share, and a write to the tensor would never reach the file.
+    """
+    shape = (int(data.lengths.sum()), len(layers), teacher.config.hidden_size)
+    count = math.prod(shape)
+
+    def load(p: Path) -> torch.Tensor | None:
+        if not p.is_file() or p.stat().st_size != count * 2:
+            return None
+        return torch.from_file(str(p), shared=False, size=count, dtype=torch.float16).view(shape)
+
+    written: list[str] = []
+
+    def compute() -> torch.Tensor:
+        log(
+            f"teacher: computing hidden states of layers {layers} on {len(data)} training examples "
+            f"({count * 2 / 1e9:.2f} GB, once, into a memory-mapped file)"
+        )
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
+        os.close(fd)
+        written.append(tmp)
+        os.truncate(tmp, count * 2)
+        out = torch.from_file(tmp, shared=True, size=count, dtype=torch.float16).view(shape)
+        compute_states(teacher, data, layers, batch_size, device, out=out)
+        return out
+
+    def save(_states: torch.Tensor, p: Path) -> None:
+        os.replace(written[0], p)
+
+    try:
+        return compute_once(path, load, save, compute, log)
+    finally:
+        for tmp in written:
+            Path(tmp).unlink(missing_ok=True)

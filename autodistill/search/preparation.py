@@ -96,7 +96,7 @@ def prepare_job(
     device = default_device()
     # before any CUDA work: deterministic cuBLAS is only possible if set before its first matrix product
     configure_device(device, space.train.deterministic, space.train.mixed_precision)
-    teacher, tokenizer = task.load_teacher(space)
+    teacher, tokenizer = task.load_teacher(space, device)
     transfer = full_length or space.transfer.in_trials
     data = task.prepare(space, inputs, teacher, tokenizer, cache_dir, device, log, transfer)
     states = None
@@ -108,9 +108,14 @@ def prepare_job(
 
     def reference() -> dict[str, float]:
         log(f"teacher: measuring its {task.metric} (validation and test), size and latency (once, cached)")
+        # in float32, as the students are measured: latency_fraction is of the float32 teacher (a bfloat16
+        # teacher, ``inference_dtype``, goes up and back down losslessly)
+        dtype = next(teacher.parameters()).dtype
+        teacher.float()
         metrics, _ = measure_model(task, teacher, data.validation, space, device)
         arch = teacher_arch(teacher.config)
         test = task.evaluate(teacher, data.test, space.train.eval_batch_size, device)
+        teacher.to(dtype)
         return {**metrics, f"test_{task.metric}": test, "depth": arch.depth, "width": arch.width}
 
     examples = data.evaluation_key or data.key

@@ -68,8 +68,8 @@ class Task(Protocol):
         ``cache_dir`` may be read (tokens); nothing is written."""
         ...
 
-    def load_teacher(self, space: SpaceConfig) -> tuple[Any, Any]:
-        """The teacher model, in eval mode, and its tokenizer."""
+    def load_teacher(self, space: SpaceConfig, device: str = "cpu") -> tuple[Any, Any]:
+        """The teacher model, in eval mode, and its tokenizer, in the dtype it runs in on ``device``."""
         ...
 
     def prepare(

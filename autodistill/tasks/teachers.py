@@ -89,6 +89,21 @@ def read_teacher_config(
     return config
 
 
+def inference_dtype(ref: str, trust_remote_code: bool, half_precision: bool) -> str:
+    """The dtype a teacher runs its inference in: ``bfloat16`` for a checkpoint saved in bfloat16 (how 1B+
+    models are shipped and served) when the job runs half precision (``half_precision_on``: a GPU with
+    bfloat16, ``train.mixed_precision`` on), else float32 (always on a CPU, where bfloat16 is slow and
+    distilling from half-precision outputs gave non-finite losses). Its cached targets stay float16/float32.
+    """
+    if not half_precision:
+        return FLOAT32
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(ref, trust_remote_code=trust_remote_code)
+    saved = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    return "bfloat16" if str(saved).removeprefix("torch.") == "bfloat16" else FLOAT32
+
+
 def load_pretrained(
     auto_class: Any, ref: str, trust_remote_code: bool, allow_pickle: bool, dtype: str = FLOAT32
 ) -> tuple[Any, Any]:

@@ -85,6 +85,12 @@ def _bf16_supported() -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
+def half_precision_on(device: str) -> bool:
+    """Whether the job runs half-precision (bfloat16) passes on ``device``: a GPU that supports bfloat16,
+    with ``train.mixed_precision`` on. Never on the CPU."""
+    return _mixed_precision and is_cuda(device) and _bf16_supported()
+
+
 def autocast(device: str, enabled: bool | None = None) -> contextlib.AbstractContextManager[Any]:
     """A context in which forward passes on ``device`` run in bfloat16 (weights stay float32), or a
     no-op: always on the CPU, and on CUDA when mixed precision is off (``enabled``, by default as the job

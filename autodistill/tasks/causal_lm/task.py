@@ -30,7 +30,8 @@ from autodistill.tasks.causal_lm.heads import (
     position_rows,
 )
 from autodistill.tasks.causal_lm.topk import TopkBatches, teacher_topk
-from autodistill.tasks.teachers import TeacherError, load_pretrained, read_teacher_config
+from autodistill.tasks.teachers import TeacherError, inference_dtype, load_pretrained, read_teacher_config
+from autodistill.util.devices import half_precision_on
 
 SAMPLE_PROMPT = "The"  # a neutral start: the sample shows what the student writes on its own
 SAMPLE_TOKENS = 40
@@ -126,9 +127,13 @@ class CausalLM:
             [],
         )
 
-    def load_teacher(self, space: SpaceConfig) -> tuple[Any, Any]:
+    def load_teacher(self, space: SpaceConfig, device: str = "cpu") -> tuple[Any, Any]:
+        """In bfloat16 when its checkpoint is and ``device`` runs half precision (``inference_dtype``)."""
         assert space.teacher is not None  # inspect checked it
-        return load_pretrained(self.auto_class(), space.teacher, space.trust_remote_code, space.allow_pickle)
+        dtype = inference_dtype(space.teacher, space.trust_remote_code, half_precision_on(device))
+        return load_pretrained(
+            self.auto_class(), space.teacher, space.trust_remote_code, space.allow_pickle, dtype
+        )
 
     def prepare(
         self,

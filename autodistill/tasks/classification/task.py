@@ -128,7 +128,7 @@ class SequenceClassification:
         )
         return inputs, []
 
-    def load_teacher(self, space: SpaceConfig) -> tuple[Any, Any]:
+    def load_teacher(self, space: SpaceConfig, device: str = "cpu") -> tuple[Any, Any]:
         assert space.teacher is not None  # inspect checked it
         return load_teacher(space.teacher, space.trust_remote_code, space.allow_pickle)
 

@@ -22,7 +22,7 @@ TRAGEDIES = $(shell $(PY) -c "import importlib.util as u, pathlib as p; print(p.
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install test lint demo demo-lm demo-sst2 mpnet-base bench bench-latency bench-quality bench-distill bench-scale bench-gpu clean
+.PHONY: install test lint demo demo-lm demo-sst2 mpnet-base bench bench-latency bench-quality bench-distill bench-scale bench-gpu bench-teacher-scale clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -116,6 +116,13 @@ GPU_FLAGS ?=
 bench-gpu: install
 	$(PY) -c "import accelerate" 2>/dev/null || $(PY) -m pip install -q 'accelerate>=1.1'
 	$(PY) benchmarks/gpu_throughput.py $(GPU_FLAGS)
+
+# Memory and time at Llama 3's 128,256-token vocabulary, random weights: (a) a small teacher on 2,000 blocks
+# of 512 tokens (top-k cache, a training step, perplexity), (b) Llama-3.2-1B's configuration (1.24B
+# parameters). TEACHER_SCALE_FLAGS=--quick runs (a) on 32 blocks alone.
+TEACHER_SCALE_FLAGS ?=
+bench-teacher-scale: install
+	$(PY) benchmarks/teacher_scale.py $(TEACHER_SCALE_FLAGS)
 
 clean:
 	rm -rf $(VENV) runs autodistill-runs .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,9 +23,8 @@ from typing import Any, Protocol
 import torch
 
 from autodistill.util.devices import autocast, move, to_device
-from autodistill.util.files import atomic_torch_save, compute_once, load_torch
+from autodistill.util.files import atomic_torch_save, compute_once, file_once, load_torch
 from autodistill.util.hashing import short_hash
-from autodistill.util.leftovers import temporary_prefix
 
 CACHE_LIMIT_BYTES = 4 * 2**30  # computed in memory up to this; past it, written to a mapped file
 DISK_MARGIN_BYTES = 2**30  # left free on the cache's disk by a mapped cache
@@ -206,26 +204,13 @@ def mapped_states(
             return None
         return torch.from_file(str(p), shared=False, size=count, dtype=torch.float16).view(shape)
 
-    written: list[str] = []
-
-    def compute() -> torch.Tensor:
+    def write(tmp: str) -> None:
         log(
             f"teacher: computing hidden states of layers {layers} on {len(data)} training examples "
             f"({count * 2 / 1e9:.2f} GB, once, into a memory-mapped file)"
         )
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
-        os.close(fd)
-        written.append(tmp)
         os.truncate(tmp, count * 2)
         out = torch.from_file(tmp, shared=True, size=count, dtype=torch.float16).view(shape)
         compute_states(teacher, data, layers, batch_size, device, out=out)
-        return out
 
-    def save(_states: torch.Tensor, p: Path) -> None:
-        os.replace(written[0], p)
-
-    try:
-        return compute_once(path, load, save, compute, log)
-    finally:
-        for tmp in written:
-            Path(tmp).unlink(missing_ok=True)
+    return file_once(path, load, write, log)

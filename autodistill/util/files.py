@@ -108,6 +108,18 @@ def compute_once(
     return value
 
 
+def file_once(
+    path: Path,
+    load: Callable[[Path], Any | None],
+    write: Callable[[str], Any],
+    log: Callable[[str], None] | None = None,
+) -> Any:
+    """``load(path)``, once ``write(tmp)`` has made the file (under ``compute_once``'s lock): for caches made
+    as files (an Arrow file ``datasets`` writes, a tensor mapped to its file) rather than saved from a
+    value. ``write`` fills a temporary beside ``path`` that is renamed into place whole (``atomic_write``)."""
+    return compute_once(path, load, lambda _value, _path: None, lambda: load(atomic_write(path, write)), log)
+
+
 def writable(directory: Path) -> bool:
     """Whether ``directory`` exists writable, or could be created: checked without creating anything."""
     for parent in [directory.resolve(), *directory.resolve().parents]:

@@ -22,8 +22,6 @@ but its document's topic is not. The token blocks are cached by content, tokeniz
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,8 @@ import torch
 from autodistill.config.schema import DatasetSpec
 from autodistill.data.sources import FILE_BUILDERS, DataError, load_raw, pick_column
 from autodistill.store.caches import cached
-from autodistill.util.files import compute_once
+from autodistill.util.files import file_once
 from autodistill.util.hashing import short_hash
-from autodistill.util.leftovers import temporary_prefix
 from autodistill.util.paths import looks_local
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -335,22 +332,8 @@ def token_stream(corpus: Corpus, tokenizer: Any, cache_dir: Path | None, write: 
     if not write:
         stream = load(path)
         return stream if stream is not None else _token_stream(corpus.documents, tokenizer)
-    written: list[str] = []
-
-    def compute() -> Any:
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=temporary_prefix(path), suffix=".tmp")
-        os.close(fd)
-        written.append(tmp)
-        return _stream_of(_tokenised(corpus.documents, tokenizer, tmp))
-
-    def save(_stream: Any, p: Path) -> None:
-        os.replace(written[0], p)  # whole, or not at all: datasets wrote the temporary to its end
-
-    try:
-        return compute_once(path, load, save, compute)
-    finally:
-        for tmp in written:
-            Path(tmp).unlink(missing_ok=True)
+    # datasets writes the Arrow file itself, into the temporary that file_once renames into place
+    return file_once(path, load, lambda tmp: _tokenised(corpus.documents, tokenizer, tmp))
 
 
 def token_blocks(corpus: Corpus, tokenizer: Any, max_length: int, cache_dir: Path | None) -> torch.Tensor:
